@@ -1,0 +1,26 @@
+"""Every error the chat app raises, under one root."""
+
+
+class ChatError(Exception):
+    """Root of the chat app's errors."""
+
+
+class ProtocolError(ChatError):
+    """A client frame broke the wire protocol; ``code`` is sent back to it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class StoreError(ChatError):
+    """The connection store failed in a way the caller cannot fix by retrying."""
+
+
+class StoreUnavailable(StoreError):
+    """The connection store could not be reached, or its table is missing."""
+
+
+class ConnectionExists(StoreError):
+    """A connection with this id is already registered."""

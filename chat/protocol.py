@@ -1,0 +1,204 @@
+"""
+The wire protocol: every action, frame type, error code and limit, with the
+builders and the parser that the consumer, the admin, the ``@connections``
+API and the tests share.
+
+Clients send JSON objects whose ``action`` picks a route, as API Gateway's
+route selection expression ``$request.body.action`` does. The server sends
+JSON objects with a ``type``.
+"""
+
+import re
+import secrets
+import time
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from .exceptions import ProtocolError
+
+# --- Routes ------------------------------------------------------------------
+
+SEND_MESSAGE = "sendMessage"
+# Routes as the client names them; ``sendmessage`` is what clients of the
+# aws-samples simple-websockets-chat-app send.
+ACTIONS = {SEND_MESSAGE: SEND_MESSAGE, "sendmessage": SEND_MESSAGE}
+# Field aliases: aws-samples clients put the text in ``data``.
+MESSAGE_FIELDS = ("message", "data")
+
+# --- Frames the server sends -------------------------------------------------
+
+WELCOME = "welcome"
+PRESENCE = "presence"
+MESSAGE = "message"
+ERROR = "error"
+SYSTEM = "system"
+
+JOIN = "join"
+LEAVE = "leave"
+
+# --- Error codes ---------------------------------------------------------------
+
+BAD_JSON = "bad_json"
+BAD_FRAME = "bad_frame"
+UNKNOWN_ACTION = "unknown_action"
+INVALID_MESSAGE = "invalid_message"
+MESSAGE_TOO_LONG = "message_too_long"
+SERVER_ERROR = "server_error"
+
+# --- Limits and names --------------------------------------------------------
+
+DEFAULT_ROOM = "lobby"
+ROOM_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+NAME_MAX_LENGTH = 32
+GUEST_PREFIX = "guest-"
+
+# Close codes (RFC 6455 and the 4000-4999 range for applications).
+CLOSE_SERVER_ERROR = 1011
+
+
+# --- Validation ----------------------------------------------------------------
+
+
+def valid_room(room: str) -> bool:
+    """True when ``room`` is 1 to 64 of A-Z a-z 0-9 _ -."""
+    return ROOM_PATTERN.fullmatch(room) is not None
+
+
+def clean_name(raw: str | None) -> str:
+    """
+    A display name: control characters removed, trimmed, at most 32
+    characters; a ``guest-xxxx`` name when nothing usable is left.
+    """
+    text = "".join(ch for ch in raw or "" if unicodedata.category(ch) != "Cc").strip()
+    text = text[:NAME_MAX_LENGTH].strip()
+    return text or guest_name()
+
+
+def guest_name() -> str:
+    return GUEST_PREFIX + "".join(secrets.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(4))
+
+
+# --- Ids and times ---------------------------------------------------------------
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_last_id = [0, 0]  # milliseconds, random part of the last id made here
+
+
+def new_message_id() -> str:
+    """
+    A ULID: 26 characters that sort by creation time. Ids made in the same
+    millisecond by this process still sort in the order they were made.
+    """
+    now = time.time_ns() // 1_000_000
+    if now <= _last_id[0]:
+        now, rand = _last_id[0], _last_id[1] + 1
+    else:
+        rand = secrets.randbits(80)
+    _last_id[0], _last_id[1] = now, rand
+    value = (now << 80) | (rand & ((1 << 80) - 1))
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def new_connection_id() -> str:
+    """An opaque id like API Gateway's (16 URL-safe characters)."""
+    return secrets.token_urlsafe(12)
+
+
+def iso_timestamp(moment: datetime | None = None) -> str:
+    """ISO 8601 in UTC with milliseconds and a ``Z``: ``2026-11-25T12:00:00.000Z``."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# --- Parsing client frames ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One client frame: the route it selected and the whole JSON object."""
+
+    action: str
+    body: dict[str, Any]
+
+
+def parse_request(text: str | None = None, data: bytes | None = None) -> Request:
+    """
+    Decode a client frame and select its route, or raise ``ProtocolError``
+    with the code of the ``$default`` answer.
+    """
+    if text is None:
+        raise ProtocolError(BAD_FRAME, "Binary frames are not understood: send JSON as text.")
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ProtocolError(
+            BAD_JSON, 'That was not valid JSON. Send an object such as {"action": "sendMessage", "message": "hi"}.'
+        ) from None
+    if not isinstance(body, dict):
+        raise ProtocolError(BAD_FRAME, 'Send a JSON object such as {"action": "sendMessage", "message": "hi"}.')
+    action = body.get("action")
+    route = ACTIONS.get(action) if isinstance(action, str) else None
+    if route is None:
+        shown = "no action" if action is None else f"the action {str(action)[:40]!r}"
+        raise ProtocolError(UNKNOWN_ACTION, f"This server has no route for {shown}. Use {SEND_MESSAGE}.")
+    return Request(action=route, body=body)
+
+
+def message_text(body: dict[str, Any], *, max_length: int) -> str:
+    """The trimmed text of a ``sendMessage`` request, or ``ProtocolError``."""
+    raw = next((body[field] for field in MESSAGE_FIELDS if field in body), None)
+    if not isinstance(raw, str) or not raw.strip():
+        raise ProtocolError(INVALID_MESSAGE, 'Put the text to send in "message", as a non-empty string.')
+    text = raw.strip()
+    if len(text) > max_length:
+        raise ProtocolError(
+            MESSAGE_TOO_LONG,
+            f"That message has {len(text)} characters; the limit is {max_length}. Shorten it or split it.",
+        )
+    return text
+
+
+# --- Building server frames ---------------------------------------------------------
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """Serialise a frame once; broadcasts send the same text to every member."""
+    return orjson.dumps(frame).decode()
+
+
+def decode(text: str | bytes) -> Any:
+    return orjson.loads(text)
+
+
+def member(connection_id: str, name: str) -> dict[str, str]:
+    return {"connectionId": connection_id, "name": name}
+
+
+def welcome_frame(*, connection_id: str, room: str, name: str, members: list[dict[str, str]]) -> dict[str, Any]:
+    return {"type": WELCOME, "connectionId": connection_id, "room": room, "name": name, "members": members}
+
+
+def presence_frame(*, event: str, connection_id: str, name: str, room: str) -> dict[str, Any]:
+    return {"type": PRESENCE, "event": event, "connectionId": connection_id, "name": name, "room": room}
+
+
+def message_frame(
+    *, message_id: str, room: str, connection_id: str, name: str, text: str, sent_at: str
+) -> dict[str, Any]:
+    return {
+        "type": MESSAGE,
+        "id": message_id,
+        "room": room,
+        "connectionId": connection_id,
+        "name": name,
+        "message": text,
+        "sentAt": sent_at,
+    }
+
+
+def error_frame(code: str, message: str) -> dict[str, Any]:
+    return {"type": ERROR, "code": code, "message": message}

@@ -1,0 +1,173 @@
+"""
+Room fan-out inside one server process.
+
+A room is a Channels group, but its members are server processes, not
+sockets: each process joins ``room.<name>`` once, through one channel of its
+own, while it holds at least one socket in that room. A broadcast is then one
+channel-layer message per process, encoded once; this relay writes that same
+text to each local socket. Per member it costs one write, not a Redis round
+trip, a queue, a task and a JSON encode, which is what bounds a consumer that
+joins the group itself.
+"""
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+ROOM_EVENT = "room.frame"
+
+Send = Callable[[str], Awaitable[None]]
+
+
+def room_group(room: str) -> str:
+    return f"room.{room}"
+
+
+def room_event(*, room: str, text: str, exclude: str | None = None) -> dict[str, Any]:
+    """The channel-layer message that carries one encoded frame to a room."""
+    return {"type": ROOM_EVENT, "room": room, "text": text, "exclude": exclude}
+
+
+class Member:
+    """One local socket in a room. Frames wait in ``pending`` until it is ready."""
+
+    __slots__ = ("connection_id", "pending", "send")
+
+    def __init__(self, connection_id: str, send: Send) -> None:
+        self.connection_id = connection_id
+        self.send = send
+        self.pending: list[str] | None = []
+
+    async def ready(self) -> None:
+        """Deliver what arrived before the welcome frame, then go live."""
+        while self.pending:
+            batch, self.pending = self.pending, []
+            for text in batch:
+                await self.send(text)
+        self.pending = None
+
+
+class RoomRelay:
+    """The rooms this process holds sockets in, and the task that feeds them."""
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.rooms: dict[str, dict[str, Member]] = {}
+        self._joined: dict[str, asyncio.Future] = {}
+        self._channel: str | None = None
+        self._task: asyncio.Task | None = None
+        self._started = asyncio.Lock()
+
+    async def join(self, room: str, member: Member) -> None:
+        """Add a local socket; the first one in a room subscribes this process."""
+        await self._start()
+        self.rooms.setdefault(room, {})[member.connection_id] = member
+        joined = self._joined.get(room)
+        if joined is None:
+            joined = self._joined[room] = asyncio.get_running_loop().create_future()
+            try:
+                await self.layer.group_add(room_group(room), self._channel)
+            except BaseException as error:
+                del self._joined[room]
+                joined.set_exception(error)
+                joined.exception()  # retrieved: only the waiters below re-raise it
+                self._drop(room, member.connection_id)
+                raise
+            joined.set_result(None)
+        else:
+            try:
+                await asyncio.shield(joined)
+            except BaseException:
+                self._drop(room, member.connection_id)
+                raise
+
+    async def leave(self, room: str, connection_id: str) -> None:
+        """Remove a local socket; the last one out unsubscribes this process."""
+        if self._drop(room, connection_id) and self._joined.pop(room, None) is not None:
+            await self.layer.group_discard(room_group(room), self._channel)
+
+    def _drop(self, room: str, connection_id: str) -> bool:
+        """Forget one member; True when the room has no local member left."""
+        members = self.rooms.get(room)
+        if members is None:
+            return False
+        members.pop(connection_id, None)
+        if members:
+            return False
+        del self.rooms[room]
+        return True
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        """Write one room event's text to every local member it is for."""
+        members = self.rooms.get(event.get("room"))
+        if not members:
+            return
+        text, exclude = event["text"], event.get("exclude")
+        for member in list(members.values()):
+            if member.connection_id == exclude:
+                continue
+            if member.pending is not None:
+                member.pending.append(text)
+                continue
+            try:
+                await member.send(text)
+            except Exception:
+                logger.exception("delivery failed", extra={"connection_id": member.connection_id})
+
+    async def _start(self) -> None:
+        if self._task is not None:
+            return
+        async with self._started:
+            if self._task is None:
+                self._channel = await self.layer.new_channel("relay.")
+                self._task = asyncio.create_task(self._receive(), name="chat-room-relay")
+                self._task.add_done_callback(_log_death)
+
+    async def _receive(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                event = await self.layer.receive(self._channel)
+                delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The layer lost Redis: say so once per failure and retry with backoff.
+                logger.exception("room relay cannot receive; retrying", extra={"retry_in": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if event.get("type") == ROOM_EVENT:
+                await self.deliver(event)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+
+def _log_death(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("room relay stopped", exc_info=task.exception())
+
+
+_relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RoomRelay]" = weakref.WeakKeyDictionary()
+
+
+def get_room_relay() -> RoomRelay:
+    """This event loop's relay (one per process under daphne)."""
+    loop = asyncio.get_running_loop()
+    relay = _relays.get(loop)
+    if relay is None:
+        relay = _relays[loop] = RoomRelay(get_channel_layer())
+    return relay

@@ -1,0 +1,267 @@
+"""
+The connection registry in DynamoDB, the store the product is built around.
+
+Table ``ChatConnections`` (name from settings): partition key
+``connectionId``; global secondary index ``room-index`` (``room``,
+``connectedAt``) so a room's members are a Query, never a Scan; index
+``instance-index`` (``instanceId``) to find what one server process holds;
+TTL on ``expiresAt``.
+
+boto3 is synchronous. Its calls run on a thread pool this store owns, as
+large as botocore's connection pool, so they neither block the event loop
+nor queue behind one another on a single thread.
+"""
+
+import asyncio
+import base64
+import functools
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import Connection, ConnectionExists, ConnectionStore, Page, StoreError, StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+ROOM_INDEX = "room-index"
+INSTANCE_INDEX = "instance-index"
+TTL_ATTRIBUTE = "expiresAt"
+
+# Item attribute for each Connection field.
+_ATTRIBUTES = {
+    "connection_id": "connectionId",
+    "channel_name": "channelName",
+    "room": "room",
+    "name": "name",
+    "connected_at": "connectedAt",
+    "instance_id": "instanceId",
+    "source_ip": "sourceIp",
+    "user_agent": "userAgent",
+    "expires_at": TTL_ATTRIBUTE,
+}
+_UNAVAILABLE_CODES = {
+    "ResourceNotFoundException",
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+
+
+class DynamoDBTable:
+    """
+    One DynamoDB table reached through a shared boto3 client and this
+    object's own thread pool; every call's errors come out as ``StoreError``.
+    """
+
+    def __init__(
+        self,
+        *,
+        table_name: str,
+        region_name: str = "us-east-1",
+        endpoint_url: str | None = None,
+        max_workers: int = 32,
+        connect_timeout: float = 2,
+        read_timeout: float = 5,
+        max_attempts: int = 3,
+    ) -> None:
+        if not isinstance(table_name, str) or not table_name:
+            raise ImproperlyConfigured(f"table_name={table_name!r}: name the DynamoDB table, e.g. 'ChatConnections'.")
+        if not isinstance(max_workers, int) or max_workers < 1:
+            raise ImproperlyConfigured(f"max_workers={max_workers!r}: use a whole number of threads, 1 or more.")
+        self.table_name = table_name
+        self.endpoint = endpoint_url or f"DynamoDB in {region_name}"
+        config = Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_pool_connections=max_workers,
+        )
+        # Clients are thread-safe once built; build it here, in one thread.
+        self.client = boto3.session.Session().client(
+            "dynamodb", region_name=region_name, endpoint_url=endpoint_url, config=config
+        )
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"dynamodb-{table_name}")
+
+    async def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """Run one client operation on the pool, translating its errors."""
+        method = getattr(self.client, operation)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(method, **params))
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise ConnectionExists(params.get("Item", params.get("Key"))) from None
+            if code == "ResourceNotFoundException":
+                raise StoreUnavailable(
+                    f"table {self.table_name} does not exist at {self.endpoint}: run 'python manage.py ensure_tables'"
+                ) from None
+            if code in _UNAVAILABLE_CODES:
+                raise StoreUnavailable(f"{self.endpoint} refused {operation}: {code}") from None
+            raise StoreError(f"{operation} on {self.table_name} at {self.endpoint} failed: {error}") from None
+        except BotoCoreError as error:
+            raise StoreUnavailable(f"{self.endpoint} unreachable for {operation}: {error}") from None
+
+    async def ensure(self, definition: dict[str, Any], ttl_attribute: str | None = None) -> bool:
+        """Create the table if missing, wait until it is active, turn TTL on. True if created."""
+        try:
+            await self.call("describe_table", TableName=self.table_name)
+            created = False
+        except StoreUnavailable:
+            await self.call("create_table", TableName=self.table_name, **definition)
+            created = True
+        waiter = self.client.get_waiter("table_exists")
+        await asyncio.to_thread(waiter.wait, TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        if ttl_attribute:
+            ttl = await self.call("describe_time_to_live", TableName=self.table_name)
+            if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") not in {"ENABLED", "ENABLING"}:
+                await self.call(
+                    "update_time_to_live",
+                    TableName=self.table_name,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute},
+                )
+        return created
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError:
+        raise StoreError(f"cursor {cursor[:40]!r} is not one this store gave out") from None
+    if not isinstance(key, dict):
+        raise StoreError(f"cursor {cursor[:40]!r} is not one this store gave out")
+    return key
+
+
+def _to_item(connection: Connection) -> dict[str, Any]:
+    item = {attribute: {"S": getattr(connection, field)} for field, attribute in _ATTRIBUTES.items()}
+    item[TTL_ATTRIBUTE] = {"N": str(connection.expires_at)}
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> Connection:
+    values = {}
+    for field, attribute in _ATTRIBUTES.items():
+        value = item.get(attribute, {})
+        values[field] = int(value["N"]) if "N" in value else value.get("S", "")
+    return Connection(**values)
+
+
+class DynamoDBConnectionStore(ConnectionStore):
+    """Live connections in DynamoDB; options as ``DynamoDBTable`` takes them."""
+
+    def __init__(self, **options: Any) -> None:
+        try:
+            self.table = DynamoDBTable(**options)
+        except TypeError as error:
+            raise ImproperlyConfigured(f"CHAT_CONNECTION_STORE['OPTIONS']: {error}") from None
+
+    async def add(self, connection: Connection) -> None:
+        await self.table.call(
+            "put_item",
+            TableName=self.table.table_name,
+            Item=_to_item(connection),
+            ConditionExpression="attribute_not_exists(connectionId)",
+        )
+
+    async def remove(self, connection_id: str) -> Connection | None:
+        response = await self.table.call(
+            "delete_item",
+            TableName=self.table.table_name,
+            Key={"connectionId": {"S": connection_id}},
+            ReturnValues="ALL_OLD",
+        )
+        item = response.get("Attributes")
+        return _from_item(item) if item else None
+
+    async def get(self, connection_id: str) -> Connection | None:
+        response = await self.table.call(
+            "get_item",
+            TableName=self.table.table_name,
+            Key={"connectionId": {"S": connection_id}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return _from_item(item) if item else None
+
+    async def members(self, room: str, *, limit: int = 1000, cursor: str | None = None) -> Page:
+        params: dict[str, Any] = {
+            "TableName": self.table.table_name,
+            "IndexName": ROOM_INDEX,
+            "KeyConditionExpression": "#room = :room",
+            "ExpressionAttributeNames": {"#room": "room"},
+            "ExpressionAttributeValues": {":room": {"S": room}},
+            "Limit": limit,
+        }
+        if start := decode_cursor(cursor):
+            params["ExclusiveStartKey"] = start
+        response = await self.table.call("query", **params)
+        return Page([_from_item(i) for i in response["Items"]], encode_cursor(response.get("LastEvaluatedKey")))
+
+    async def scan(self, *, limit: int = 100, cursor: str | None = None) -> Page:
+        params: dict[str, Any] = {"TableName": self.table.table_name, "Limit": limit}
+        if start := decode_cursor(cursor):
+            params["ExclusiveStartKey"] = start
+        response = await self.table.call("scan", **params)
+        return Page([_from_item(i) for i in response["Items"]], encode_cursor(response.get("LastEvaluatedKey")))
+
+    async def ensure_tables(self) -> list[str]:
+        created = await self.table.ensure(
+            {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [
+                    {"AttributeName": "connectionId", "AttributeType": "S"},
+                    {"AttributeName": "room", "AttributeType": "S"},
+                    {"AttributeName": "connectedAt", "AttributeType": "S"},
+                    {"AttributeName": "instanceId", "AttributeType": "S"},
+                ],
+                "KeySchema": [{"AttributeName": "connectionId", "KeyType": "HASH"}],
+                "GlobalSecondaryIndexes": [
+                    {
+                        "IndexName": ROOM_INDEX,
+                        "KeySchema": [
+                            {"AttributeName": "room", "KeyType": "HASH"},
+                            {"AttributeName": "connectedAt", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    },
+                    {
+                        "IndexName": INSTANCE_INDEX,
+                        "KeySchema": [{"AttributeName": "instanceId", "KeyType": "HASH"}],
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    },
+                ],
+            },
+            ttl_attribute=TTL_ATTRIBUTE,
+        )
+        return [self.table.table_name] if created else []
+
+    async def ping(self) -> None:
+        await self.table.call(
+            "get_item",
+            TableName=self.table.table_name,
+            Key={"connectionId": {"S": "-"}},
+            ProjectionExpression="connectionId",
+        )
+
+    async def close(self) -> None:
+        self.table.close()

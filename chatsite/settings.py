@@ -1,0 +1,210 @@
+"""
+Settings for the chat server.
+
+This is the only module that reads the environment: each variable once, with
+its default and what it is for. README.md lists them all in one table.
+"""
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean: use 1 or 0.")
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+# --- Django ------------------------------------------------------------------
+
+# Debug pages and a development secret key; never on in production.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+# Signs sessions and CSRF tokens. Required unless DEBUG is on.
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it to a long random string, or set DJANGO_DEBUG=1 for a development run."
+        )
+    SECRET_KEY = "insecure-development-key-only-for-DJANGO_DEBUG"
+
+# Host names this server answers to; WebSocket origins are checked against them.
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+
+# Origins (scheme://host[:port]) trusted for unsafe requests behind a proxy.
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatsite.urls"
+ASGI_APPLICATION = "chatsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Django's own database: staff users, sessions, the admin's log. SQLite on a
+# laptop; DATABASE_URL (postgres://user:pass@host:5432/name) for anything shared.
+DATABASE_URL = env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+
+
+def _database(url: str) -> dict:
+    import dj_database_url
+
+    return dj_database_url.parse(url, conn_max_age=60)
+
+
+DATABASES = {"default": _database(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# The app serves its own static files (WhiteNoise), straight from static/.
+WHITENOISE_USE_FINDERS = True
+
+# --- Channels ----------------------------------------------------------------
+
+# Redis for the channel layer (redis://host:6379/0). Unset: the in-memory layer,
+# which only reaches sockets held by this one process.
+REDIS_URL = env("REDIS_URL")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            # One PUBLISH per room message, fanned out inside each process:
+            # see bench/README.md for the measurements behind this choice.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHAT_REDIS_PREFIX", "chat")},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # Room traffic reaches the relay through one channel: room for bursts.
+            "CONFIG": {"capacity": 10000},
+        }
+    }
+
+# --- Chat --------------------------------------------------------------------
+
+# AWS region for DynamoDB and S3.
+AWS_REGION = env("AWS_REGION", "us-east-1")
+
+# DynamoDB endpoint, e.g. http://127.0.0.1:8001 for DynamoDB Local; unset is AWS.
+DYNAMODB_ENDPOINT_URL = env("DYNAMODB_ENDPOINT_URL")
+
+# The table of live connections, keyed by connectionId.
+CHAT_CONNECTIONS_TABLE = env("CHAT_CONNECTIONS_TABLE", "ChatConnections")
+
+# Where live connections are recorded: a dotted path to a ConnectionStore.
+CHAT_CONNECTION_STORE = {
+    "BACKEND": env("CHAT_CONNECTION_STORE", "chat.stores.dynamodb.DynamoDBConnectionStore"),
+    "OPTIONS": {
+        "table_name": CHAT_CONNECTIONS_TABLE,
+        "region_name": AWS_REGION,
+        "endpoint_url": DYNAMODB_ENDPOINT_URL,
+        # Threads for boto3 calls, and botocore's HTTP pool of the same size.
+        "max_workers": env_int("CHAT_DYNAMODB_MAX_WORKERS", 32),
+    },
+}
+if not CHAT_CONNECTION_STORE["BACKEND"].startswith("chat.stores.dynamodb."):
+    CHAT_CONNECTION_STORE["OPTIONS"] = {}
+
+# Longest chat message, in characters after trimming.
+CHAT_MAX_MESSAGE_LENGTH = env_int("CHAT_MAX_MESSAGE_LENGTH", 4000)
+
+# A registry item outlives its socket by at most this long (DynamoDB TTL).
+CHAT_CONNECTION_TTL = env_int("CHAT_CONNECTION_TTL", 3 * 60 * 60)
+
+# Names this server process in the registry, so a connection's holder is known.
+CHAT_INSTANCE_ID = env("CHAT_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+# --- Logging -----------------------------------------------------------------
+
+LOG_LEVEL = env("CHAT_LOG_LEVEL", "INFO")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "fields": {"()": "chat.logs.FieldsFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "fields"},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "chat": {"level": LOG_LEVEL},
+        "django": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,103 @@
+"""
+The real parts every test talks to: DynamoDB Local, Redis, and daphne
+processes on free ports, each with a bounded wait until it answers.
+"""
+
+import asyncio
+import os
+import uuid
+
+import pytest
+from django.test import override_settings
+
+from chat.stores import get_connection_store
+
+from .support.daphne import DaphneServer
+from .support.dynamodb_local import CREDENTIALS, DynamoDBLocal
+from .support.redis import ensure_redis
+
+os.environ.update(CREDENTIALS)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local():
+    server = DynamoDBLocal().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return ensure_redis()
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> str:
+    """Channel-layer names of this run, apart from any other run on the same Redis."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def chat_settings(dynamodb_local, redis_url, redis_prefix, django_db_blocker):
+    """Point the in-process app at DynamoDB Local and Redis, and create the tables."""
+    from django.conf import settings
+
+    store = dict(settings.CHAT_CONNECTION_STORE)
+    store["OPTIONS"] = {**store["OPTIONS"], "endpoint_url": dynamodb_local.endpoint}
+    layers = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [redis_url], "prefix": redis_prefix},
+        }
+    }
+    override = override_settings(
+        CHAT_CONNECTION_STORE=store, CHANNEL_LAYERS=layers, DYNAMODB_ENDPOINT_URL=dynamodb_local.endpoint
+    )
+    override.enable()
+    asyncio.run(get_connection_store().ensure_tables())
+    yield settings
+    override.disable()
+
+
+@pytest.fixture(scope="session")
+def server_env(dynamodb_local, redis_url, redis_prefix) -> dict[str, str]:
+    """The environment a daphne process of this run starts with."""
+    return {
+        **CREDENTIALS,
+        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+        "DJANGO_SECRET_KEY": "test-secret-key-not-for-deployment-0123456789abcdef",
+        "DJANGO_DEBUG": "0",
+        "DYNAMODB_ENDPOINT_URL": dynamodb_local.endpoint,
+        "REDIS_URL": redis_url,
+        "CHAT_REDIS_PREFIX": redis_prefix,
+        "CHAT_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def start_server(server_env):
+    """Start daphne processes (extra environment as keyword arguments); all stop after the test."""
+    servers: list[DaphneServer] = []
+
+    def start(**env: str) -> DaphneServer:
+        server = DaphneServer({**server_env, **env}, name=f"daphne-{len(servers) + 1}")
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(server_env):
+    """One daphne process shared by a module's tests."""
+    server = DaphneServer(server_env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def room() -> str:
+    """A room no other test uses."""
+    return f"r-{uuid.uuid4().hex[:12]}"

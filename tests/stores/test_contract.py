@@ -1,0 +1,103 @@
+"""One contract, every connection store: what the registry promises its callers."""
+
+import time
+import uuid
+
+import pytest
+from django.conf import settings
+
+from chat.exceptions import ConnectionExists, StoreError
+from chat.stores import Connection, build_connection_store
+from chat.stores.dynamodb import DynamoDBConnectionStore
+from chat.stores.memory import MemoryConnectionStore
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def store(request, chat_settings):
+    if request.param == "memory":
+        yield MemoryConnectionStore()
+        return
+    store = build_connection_store(settings.CHAT_CONNECTION_STORE)
+    assert isinstance(store, DynamoDBConnectionStore)
+    yield store
+
+
+def make(room: str, name: str = "Ann", connection_id: str | None = None) -> Connection:
+    return Connection(
+        connection_id=connection_id or uuid.uuid4().hex,
+        channel_name=f"chat.specific.{uuid.uuid4().hex}",
+        room=room,
+        name=name,
+        connected_at=f"2026-11-25T12:00:{time.perf_counter_ns() % 60:02d}.000Z",
+        instance_id="host-1-abc",
+        source_ip="127.0.0.1",
+        user_agent="pytest",
+        expires_at=int(time.time()) + 3600,
+    )
+
+
+async def test_an_added_connection_can_be_read_back_whole(store, room):
+    connection = make(room)
+    await store.add(connection)
+    assert await store.get(connection.connection_id) == connection
+
+
+async def test_a_connection_id_cannot_be_registered_twice(store, room):
+    connection = make(room)
+    await store.add(connection)
+    with pytest.raises(ConnectionExists):
+        await store.add(make(room, name="Bob", connection_id=connection.connection_id))
+    assert (await store.get(connection.connection_id)).name == "Ann"
+
+
+async def test_remove_returns_what_was_recorded_and_forgets_it(store, room):
+    connection = make(room)
+    await store.add(connection)
+    assert await store.remove(connection.connection_id) == connection
+    assert await store.get(connection.connection_id) is None
+    assert await store.remove(connection.connection_id) is None
+
+
+async def test_members_lists_one_room_only(store, room):
+    mine = [make(room, name=f"m{i}") for i in range(3)]
+    other = make(room + "-other")
+    for connection in [*mine, other]:
+        await store.add(connection)
+    page = await store.members(room)
+    assert {c.connection_id for c in page.items} == {c.connection_id for c in mine}
+    assert page.cursor is None
+
+
+async def test_members_pages_follow_the_cursor_to_the_end(store, room):
+    added = {(await _add(store, make(room, name=f"m{i}"))).connection_id for i in range(7)}
+    seen, cursor = [], None
+    for _ in range(10):
+        page = await store.members(room, limit=3, cursor=cursor)
+        assert len(page.items) <= 3
+        seen += [c.connection_id for c in page.items]
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(added)
+
+
+async def test_scan_pages_reach_every_connection(store, room):
+    added = {(await _add(store, make(room))).connection_id for _ in range(5)}
+    seen, cursor = set(), None
+    for _ in range(10_000):
+        page = await store.scan(limit=4, cursor=cursor)
+        seen |= {c.connection_id for c in page.items}
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert added <= seen
+
+
+async def test_a_forged_cursor_is_refused(store, room):
+    with pytest.raises(StoreError):
+        await store.members(room, cursor="not-a-cursor")
+
+
+async def _add(store, connection: Connection) -> Connection:
+    await store.add(connection)
+    return connection

@@ -1,0 +1,44 @@
+"""The Redis server at 127.0.0.1:6379, started if it is not running."""
+
+import shutil
+import subprocess
+
+import redis
+
+from .processes import wait_until
+
+URL = "redis://127.0.0.1:6379/0"
+START = [
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+]
+
+
+def ping() -> bool:
+    try:
+        return redis.Redis.from_url(URL, socket_timeout=1, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return False
+
+
+def ensure_redis(timeout: float = 20) -> str:
+    """Return Redis's URL, starting ``redis-server`` first if nothing answers."""
+    if ping():
+        return URL
+    if shutil.which("redis-server") is None:
+        raise RuntimeError(
+            "Redis is not running at 127.0.0.1:6379 and redis-server is missing: apt-get install -y redis-server"
+        )
+    subprocess.run(START, check=True, timeout=timeout)
+    wait_until(ping, timeout=timeout, what="redis-server at 127.0.0.1:6379")
+    return URL
