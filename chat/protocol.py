@@ -56,8 +56,16 @@ ROOM_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NAME_MAX_LENGTH = 32
 GUEST_PREFIX = "guest-"
 
-# Close codes (RFC 6455 and the 4000-4999 range for applications).
-CLOSE_SERVER_ERROR = 1011
+# Close codes (RFC 6455, and 4000-4999 for this application). daphne does not
+# pass a close reason on, so the server sends an ``error`` frame with the
+# matching code and a sentence first, then closes with the number.
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008  # kept flooding past the rate limit
+CLOSE_SERVER_ERROR = 1011  # the registry (DynamoDB) or Redis is unavailable
+CLOSE_IDLE = 4000  # no activity for the idle limit
+CLOSE_MAX_DURATION = 4001  # open for the longest time a connection may last
+CLOSE_BY_OPERATOR = 4003  # an operator disconnected it (admin or @connections)
+CLOSE_LOGIN_REQUIRED = 4401  # anonymous visitors are not allowed here
 
 
 # --- Validation ----------------------------------------------------------------
@@ -198,6 +206,11 @@ def message_frame(
         "message": text,
         "sentAt": sent_at,
     }
+
+
+def system_frame(*, message: str, sent_at: str | None = None) -> dict[str, Any]:
+    """A notice from the operators, shown to the person as it is, not as a chat message."""
+    return {"type": SYSTEM, "message": message, "sentAt": sent_at or iso_timestamp()}
 
 
 def error_frame(code: str, message: str) -> dict[str, Any]:
