@@ -8,11 +8,16 @@ matches no route gets the ``$default`` answer, an error frame.
 import logging
 from urllib.parse import parse_qs
 
+from channels.auth import get_user
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from . import protocol, services
 from .exceptions import ProtocolError, StoreError
+from .instance import LocalSocket, get_server_instance
+from .limits import TokenBucket
 from .relay import Member
 
 logger = logging.getLogger(__name__)
@@ -20,9 +25,10 @@ logger = logging.getLogger(__name__)
 
 class ChatConsumer(AsyncWebsocketConsumer):
     # Action -> handler method. Client input only ever selects a key here.
-    ROUTES = {protocol.SEND_MESSAGE: "route_send_message"}
+    ROUTES = {protocol.SEND_MESSAGE: "route_send_message", protocol.HISTORY: "route_history"}
 
     connection = None
+    local = None
 
     async def connect(self) -> None:
         room = self.scope["url_route"]["kwargs"].get("room") or protocol.DEFAULT_ROOM
@@ -30,40 +36,59 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close()  # refuses the handshake (HTTP 403)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        name = await self._display_name(query.get("name", [None])[0])
+        await self.accept()
+        if name is None:
+            await self.close_with(
+                protocol.CLOSE_LOGIN_REQUIRED, protocol.LOGIN_REQUIRED, "Log in to chat here: guests are not allowed."
+            )
+            return
+        since = query.get("since", [None])[0]
         headers = dict(self.scope.get("headers", []))
         client = self.scope.get("client") or ("", 0)
         connection = services.connection_new(
             connection_id=protocol.new_connection_id(),
             channel_name=self.channel_name,
             room=room,
-            name=protocol.clean_name(query.get("name", [None])[0]),
+            name=name,
             source_ip=client[0] or "",
             user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:512],
         )
         member = Member(connection.connection_id, self.send_text)
-        await self.accept()
+        instance = get_server_instance()
+        await instance.start()
         try:
-            members = await services.connection_register(connection=connection, member=member)
-        except StoreError as error:
-            logger.error("connection refused: %s", error, extra={"room": room})
-            await self.close(code=protocol.CLOSE_SERVER_ERROR)
-            return
-        except Exception:
-            logger.exception("connection refused: registration failed", extra={"room": room})
-            await self.close(code=protocol.CLOSE_SERVER_ERROR)
+            members, history = await services.connection_register(
+                connection=connection, member=member, since=since if protocol.valid_message_id(since) else None
+            )
+        except Exception as error:
+            if isinstance(error, StoreError):
+                logger.error("connection refused: %s", error, extra={"room": room})
+            else:
+                logger.exception("connection refused: registration failed", extra={"room": room})
+            await self.close_with(
+                protocol.CLOSE_SERVER_ERROR,
+                protocol.SERVER_UNAVAILABLE,
+                "The chat is unavailable right now; try again in a moment.",
+            )
             return
         self.connection = connection
+        self.bucket = TokenBucket(settings.CHAT_RATE_LIMIT_PER_SECOND, settings.CHAT_RATE_LIMIT_BURST)
+        self.refused_in_a_row = 0
+        self.local = LocalSocket(connection, self.close_with)
+        instance.attach(self.local)
         await self.send_frame(
             protocol.welcome_frame(
-                connection_id=connection.connection_id, room=room, name=connection.name, members=members
+                connection_id=connection.connection_id, room=room, name=name, members=members, history=history
             )
         )
-        await member.ready()
+        await member.ready(already_sent={message["id"] for message in history})
 
     async def disconnect(self, code: int) -> None:
         if self.connection is None:
             return
         connection, self.connection = self.connection, None
+        get_server_instance().detach(connection.connection_id)
         try:
             await services.connection_disconnect(connection=connection)
         except Exception:
@@ -72,7 +97,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.connection is None:
             return
+        self.local.touch()
+        if not self.bucket.take():
+            await self._refuse_excess()
+            return
+        self.refused_in_a_row = 0
         try:
+            if len(text_data or bytes_data or "") > settings.CHAT_MAX_FRAME_BYTES or (
+                text_data and len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES
+            ):
+                raise ProtocolError(
+                    protocol.FRAME_TOO_LARGE, f"Frames may be at most {settings.CHAT_MAX_FRAME_BYTES} bytes."
+                )
             request = protocol.parse_request(text_data, bytes_data)
             await getattr(self, self.ROUTES[request.action])(request)
         except ProtocolError as error:
@@ -83,11 +119,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 protocol.error_frame(protocol.SERVER_ERROR, "The server could not handle that just now; try again.")
             )
 
+    async def _refuse_excess(self) -> None:
+        self.refused_in_a_row += 1
+        if self.refused_in_a_row >= settings.CHAT_FLOOD_LIMIT:
+            get_server_instance().detach(self.connection.connection_id)
+            await self.close_with(
+                protocol.CLOSE_POLICY, protocol.FLOODING, "Disconnected for sending too fast for too long."
+            )
+            return
+        await self.send_frame(
+            protocol.error_frame(
+                protocol.RATE_LIMITED,
+                f"Slow down: at most {settings.CHAT_RATE_LIMIT_PER_SECOND} messages a second. That one was not sent.",
+            )
+        )
+
     # --- Routes ------------------------------------------------------------
 
     async def route_send_message(self, request: protocol.Request) -> None:
         text = protocol.message_text(request.body, max_length=settings.CHAT_MAX_MESSAGE_LENGTH)
         await services.message_broadcast(sender=self.connection, text=text)
+
+    async def route_history(self, request: protocol.Request) -> None:
+        before = protocol.message_id_field(request.body, "before")
+        await self.send_frame(await services.history_before(room=self.connection.room, before=before))
 
     # --- Channel-layer events addressed to this one socket --------------------
 
@@ -97,7 +152,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_close(self, event: dict) -> None:
         """Close this socket from wherever the request came."""
-        await self.close(code=event.get("code", 1000))
+        await self.close(code=event.get("code", protocol.CLOSE_NORMAL))
 
     # --- Sending -------------------------------------------------------------
 
@@ -106,6 +161,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def send_frame(self, frame: dict) -> None:
         await self.send_text(protocol.encode(frame))
+
+    async def close_with(self, code: int, error_code: str, sentence: str) -> None:
+        """Say why in an error frame (daphne drops close reasons), then close with ``code``."""
+        await self.send_frame(protocol.error_frame(error_code, sentence))
+        await self.close(code=code)
+
+    # --- Identity ------------------------------------------------------------
+
+    async def _display_name(self, requested: str | None) -> str | None:
+        """
+        A logged-in visitor chats under their username. A guest's ``?name=``
+        may not pass for a registered user. None: guests are not allowed.
+        """
+        if settings.SESSION_COOKIE_NAME in self.scope.get("cookies", {}):
+            user = await get_user(self.scope)
+            if user.is_authenticated:
+                return user.get_username()[: protocol.NAME_MAX_LENGTH]
+        if not settings.CHAT_ALLOW_ANONYMOUS:
+            return None
+        name = protocol.clean_name(requested)
+        if requested is not None and await _is_registered(name):
+            name = f"{name[: protocol.NAME_MAX_LENGTH - 8]} (guest)"
+        return name
+
+
+@database_sync_to_async
+def _is_registered(name: str) -> bool:
+    model = get_user_model()
+    return model.objects.filter(**{f"{model.USERNAME_FIELD}__iexact": name}).exists()
 
 
 class RefuseConsumer(AsyncWebsocketConsumer):

@@ -23,9 +23,10 @@ from .exceptions import ProtocolError
 # --- Routes ------------------------------------------------------------------
 
 SEND_MESSAGE = "sendMessage"
+HISTORY = "history"
 # Routes as the client names them; ``sendmessage`` is what clients of the
 # aws-samples simple-websockets-chat-app send.
-ACTIONS = {SEND_MESSAGE: SEND_MESSAGE, "sendmessage": SEND_MESSAGE}
+ACTIONS = {SEND_MESSAGE: SEND_MESSAGE, "sendmessage": SEND_MESSAGE, HISTORY: HISTORY}
 # Field aliases: aws-samples clients put the text in ``data``.
 MESSAGE_FIELDS = ("message", "data")
 
@@ -47,7 +48,16 @@ BAD_FRAME = "bad_frame"
 UNKNOWN_ACTION = "unknown_action"
 INVALID_MESSAGE = "invalid_message"
 MESSAGE_TOO_LONG = "message_too_long"
+INVALID_CURSOR = "invalid_cursor"
+FRAME_TOO_LARGE = "frame_too_large"
+RATE_LIMITED = "rate_limited"
 SERVER_ERROR = "server_error"
+# Sent just before the server closes a socket (with the matching close code).
+FLOODING = "flooding"
+IDLE_TIMEOUT = "idle_timeout"
+MAX_DURATION = "max_duration"
+LOGIN_REQUIRED = "login_required"
+SERVER_UNAVAILABLE = "server_unavailable"
 
 # --- Limits and names --------------------------------------------------------
 
@@ -152,7 +162,7 @@ def parse_request(text: str | None = None, data: bytes | None = None) -> Request
     route = ACTIONS.get(action) if isinstance(action, str) else None
     if route is None:
         shown = "no action" if action is None else f"the action {str(action)[:40]!r}"
-        raise ProtocolError(UNKNOWN_ACTION, f"This server has no route for {shown}. Use {SEND_MESSAGE}.")
+        raise ProtocolError(UNKNOWN_ACTION, f"This server has no route for {shown}. Use {SEND_MESSAGE} or {HISTORY}.")
     return Request(action=route, body=body)
 
 
@@ -168,6 +178,21 @@ def message_text(body: dict[str, Any], *, max_length: int) -> str:
             f"That message has {len(text)} characters; the limit is {max_length}. Shorten it or split it.",
         )
     return text
+
+
+MESSAGE_ID_PATTERN = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+
+
+def message_id_field(body: dict[str, Any], field: str) -> str:
+    """A message id the client names (``before``, ``since``), or ``ProtocolError``."""
+    value = body.get(field)
+    if not isinstance(value, str) or not MESSAGE_ID_PATTERN.fullmatch(value):
+        raise ProtocolError(INVALID_CURSOR, f'Put the id of a message in "{field}" (26 characters, as in "id").')
+    return value
+
+
+def valid_message_id(value: str | None) -> bool:
+    return isinstance(value, str) and MESSAGE_ID_PATTERN.fullmatch(value) is not None
 
 
 # --- Building server frames ---------------------------------------------------------
@@ -186,8 +211,22 @@ def member(connection_id: str, name: str) -> dict[str, str]:
     return {"connectionId": connection_id, "name": name}
 
 
-def welcome_frame(*, connection_id: str, room: str, name: str, members: list[dict[str, str]]) -> dict[str, Any]:
-    return {"type": WELCOME, "connectionId": connection_id, "room": room, "name": name, "members": members}
+def welcome_frame(
+    *, connection_id: str, room: str, name: str, members: list[dict[str, str]], history: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "type": WELCOME,
+        "connectionId": connection_id,
+        "room": room,
+        "name": name,
+        "members": members,
+        "history": history,
+    }
+
+
+def history_frame(*, messages: list[dict[str, Any]], more: bool) -> dict[str, Any]:
+    """An answer to the ``history`` action: older messages, oldest first."""
+    return {"type": HISTORY, "messages": messages, "more": more}
 
 
 def presence_frame(*, event: str, connection_id: str, name: str, room: str) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from .logs import log_task_death
+
 logger = logging.getLogger(__name__)
 
 ROOM_EVENT = "room.frame"
@@ -29,27 +31,34 @@ def room_group(room: str) -> str:
     return f"room.{room}"
 
 
-def room_event(*, room: str, text: str, exclude: str | None = None) -> dict[str, Any]:
+def room_event(*, room: str, text: str, exclude: str | None = None, message_id: str | None = None) -> dict[str, Any]:
     """The channel-layer message that carries one encoded frame to a room."""
-    return {"type": ROOM_EVENT, "room": room, "text": text, "exclude": exclude}
+    return {"type": ROOM_EVENT, "room": room, "text": text, "exclude": exclude, "id": message_id}
 
 
 class Member:
-    """One local socket in a room. Frames wait in ``pending`` until it is ready."""
+    """
+    One local socket in a room. Until it is ready (its welcome frame sent),
+    room frames wait in ``pending`` with their message ids.
+    """
 
     __slots__ = ("connection_id", "pending", "send")
 
     def __init__(self, connection_id: str, send: Send) -> None:
         self.connection_id = connection_id
         self.send = send
-        self.pending: list[str] | None = []
+        self.pending: list[tuple[str | None, str]] | None = []
 
-    async def ready(self) -> None:
-        """Deliver what arrived before the welcome frame, then go live."""
+    async def ready(self, already_sent: set[str] = frozenset()) -> None:
+        """
+        Deliver what arrived before the welcome frame, less the messages the
+        welcome already carried, then go live.
+        """
         while self.pending:
             batch, self.pending = self.pending, []
-            for text in batch:
-                await self.send(text)
+            for message_id, text in batch:
+                if message_id is None or message_id not in already_sent:
+                    await self.send(text)
         self.pending = None
 
 
@@ -113,7 +122,7 @@ class RoomRelay:
             if member.connection_id == exclude:
                 continue
             if member.pending is not None:
-                member.pending.append(text)
+                member.pending.append((event.get("id"), text))
                 continue
             try:
                 await member.send(text)
@@ -127,7 +136,7 @@ class RoomRelay:
             if self._task is None:
                 self._channel = await self.layer.new_channel("relay.")
                 self._task = asyncio.create_task(self._receive(), name="chat-room-relay")
-                self._task.add_done_callback(_log_death)
+                self._task.add_done_callback(log_task_death)
 
     async def _receive(self) -> None:
         delay = 0.1
@@ -154,11 +163,6 @@ class RoomRelay:
             except asyncio.CancelledError:
                 pass
             self._task = None
-
-
-def _log_death(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("room relay stopped", exc_info=task.exception())
 
 
 _relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RoomRelay]" = weakref.WeakKeyDictionary()

@@ -11,17 +11,20 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.sessions import SessionMiddlewareStack  # noqa: E402
 
 from chat.origins import AllowedHostsOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
-from chat.stores import get_connection_store  # noqa: E402
+from chat.stores import get_connection_store, get_message_store  # noqa: E402
 
-# Build the connection store now, so bad options stop the server at startup.
+# Build the stores now, so bad options stop the server at startup.
 get_connection_store()
+get_message_store()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        # Sessions load lazily: only a visitor with a session cookie costs a lookup.
+        "websocket": AllowedHostsOriginValidator(SessionMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -166,22 +166,71 @@ DYNAMODB_ENDPOINT_URL = env("DYNAMODB_ENDPOINT_URL")
 # The table of live connections, keyed by connectionId.
 CHAT_CONNECTIONS_TABLE = env("CHAT_CONNECTIONS_TABLE", "ChatConnections")
 
-# Where live connections are recorded: a dotted path to a ConnectionStore.
+# The table of server-process heartbeats, used to sweep what a dead process held.
+CHAT_INSTANCES_TABLE = env("CHAT_INSTANCES_TABLE", "ChatInstances")
+
+# The table of room history.
+CHAT_MESSAGES_TABLE = env("CHAT_MESSAGES_TABLE", "ChatMessages")
+
+_DYNAMODB_OPTIONS = {
+    "region_name": AWS_REGION,
+    "endpoint_url": DYNAMODB_ENDPOINT_URL,
+    # Threads for boto3 calls, and botocore's HTTP pool of the same size.
+    "max_workers": env_int("CHAT_DYNAMODB_MAX_WORKERS", 32),
+}
+
+# Where live connections and heartbeats are recorded: a dotted path to a ConnectionStore.
 CHAT_CONNECTION_STORE = {
     "BACKEND": env("CHAT_CONNECTION_STORE", "chat.stores.dynamodb.DynamoDBConnectionStore"),
     "OPTIONS": {
+        **_DYNAMODB_OPTIONS,
         "table_name": CHAT_CONNECTIONS_TABLE,
-        "region_name": AWS_REGION,
-        "endpoint_url": DYNAMODB_ENDPOINT_URL,
-        # Threads for boto3 calls, and botocore's HTTP pool of the same size.
-        "max_workers": env_int("CHAT_DYNAMODB_MAX_WORKERS", 32),
+        "instances_table_name": CHAT_INSTANCES_TABLE,
     },
 }
-if not CHAT_CONNECTION_STORE["BACKEND"].startswith("chat.stores.dynamodb."):
-    CHAT_CONNECTION_STORE["OPTIONS"] = {}
+
+# Where room history is kept: a dotted path to a MessageStore.
+CHAT_MESSAGE_STORE = {
+    "BACKEND": env("CHAT_MESSAGE_STORE", "chat.stores.dynamodb.DynamoDBMessageStore"),
+    "OPTIONS": {**_DYNAMODB_OPTIONS, "table_name": CHAT_MESSAGES_TABLE},
+}
+for _store in (CHAT_CONNECTION_STORE, CHAT_MESSAGE_STORE):
+    if not _store["BACKEND"].startswith("chat.stores.dynamodb."):
+        _store["OPTIONS"] = {}
 
 # Longest chat message, in characters after trimming.
 CHAT_MAX_MESSAGE_LENGTH = env_int("CHAT_MAX_MESSAGE_LENGTH", 4000)
+
+# Largest frame a client may send, in bytes; larger ones get an error frame.
+CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 32 * 1024)
+
+# How long room history is kept (DynamoDB TTL), in seconds.
+CHAT_HISTORY_RETENTION = env_int("CHAT_HISTORY_RETENTION", 7 * 24 * 60 * 60)
+
+# How many recent messages the welcome frame carries, and a history page holds.
+CHAT_HISTORY_LIMIT = env_int("CHAT_HISTORY_LIMIT", 50)
+
+# Most messages replayed to a client reconnecting with ?since=.
+CHAT_RECOVERY_LIMIT = env_int("CHAT_RECOVERY_LIMIT", 1000)
+
+# Seconds between a server process's heartbeats; a process silent for longer
+# than this (and a quarter) is taken for dead and its connections are swept.
+CHAT_HEARTBEAT_INTERVAL = env_int("CHAT_HEARTBEAT_INTERVAL", 30)
+
+# A socket with no frame from its client for this long is closed (seconds).
+CHAT_IDLE_TIMEOUT = env_int("CHAT_IDLE_TIMEOUT", 10 * 60)
+
+# No socket stays open longer than this (seconds).
+CHAT_MAX_CONNECTION_DURATION = env_int("CHAT_MAX_CONNECTION_DURATION", 2 * 60 * 60)
+
+# Frames a client may send per second, and in one burst; a client that keeps
+# going after CHAT_FLOOD_LIMIT refused frames in a row is disconnected.
+CHAT_RATE_LIMIT_PER_SECOND = env_int("CHAT_RATE_LIMIT_PER_SECOND", 10)
+CHAT_RATE_LIMIT_BURST = env_int("CHAT_RATE_LIMIT_BURST", 20)
+CHAT_FLOOD_LIMIT = env_int("CHAT_FLOOD_LIMIT", 100)
+
+# Whether visitors who are not logged in may chat (as guests).
+CHAT_ALLOW_ANONYMOUS = env_bool("CHAT_ALLOW_ANONYMOUS", True)
 
 # A registry item outlives its socket by at most this long (DynamoDB TTL).
 CHAT_CONNECTION_TTL = env_int("CHAT_CONNECTION_TTL", 3 * 60 * 60)

@@ -3,17 +3,18 @@ The real parts every test talks to: DynamoDB Local, Redis, and daphne
 processes on free ports, each with a bounded wait until it answers.
 """
 
-import asyncio
 import os
+import subprocess
+import sys
 import uuid
 
 import pytest
+from django.core.management import call_command
 from django.test import override_settings
-
-from chat.stores import get_connection_store
 
 from .support.daphne import DaphneServer
 from .support.dynamodb_local import CREDENTIALS, DynamoDBLocal
+from .support.processes import ROOT
 from .support.redis import ensure_redis
 
 os.environ.update(CREDENTIALS)
@@ -42,8 +43,9 @@ def chat_settings(dynamodb_local, redis_url, redis_prefix, django_db_blocker):
     """Point the in-process app at DynamoDB Local and Redis, and create the tables."""
     from django.conf import settings
 
-    store = dict(settings.CHAT_CONNECTION_STORE)
-    store["OPTIONS"] = {**store["OPTIONS"], "endpoint_url": dynamodb_local.endpoint}
+    def local(config: dict) -> dict:
+        return {**config, "OPTIONS": {**config["OPTIONS"], "endpoint_url": dynamodb_local.endpoint}}
+
     layers = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
@@ -51,18 +53,33 @@ def chat_settings(dynamodb_local, redis_url, redis_prefix, django_db_blocker):
         }
     }
     override = override_settings(
-        CHAT_CONNECTION_STORE=store, CHANNEL_LAYERS=layers, DYNAMODB_ENDPOINT_URL=dynamodb_local.endpoint
+        CHAT_CONNECTION_STORE=local(settings.CHAT_CONNECTION_STORE),
+        CHAT_MESSAGE_STORE=local(settings.CHAT_MESSAGE_STORE),
+        CHANNEL_LAYERS=layers,
+        DYNAMODB_ENDPOINT_URL=dynamodb_local.endpoint,
     )
     override.enable()
-    asyncio.run(get_connection_store().ensure_tables())
+    call_command("ensure_tables")
     yield settings
     override.disable()
 
 
 @pytest.fixture(scope="session")
-def server_env(dynamodb_local, redis_url, redis_prefix) -> dict[str, str]:
+def server_database(tmp_path_factory) -> str:
+    """A migrated SQLite database for the daphne processes of this run."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'chat.sqlite3'}"
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120
+    )
+    return url
+
+
+@pytest.fixture(scope="session")
+def server_env(dynamodb_local, redis_url, redis_prefix, server_database) -> dict[str, str]:
     """The environment a daphne process of this run starts with."""
     return {
+        "DATABASE_URL": server_database,
         **CREDENTIALS,
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
         "DJANGO_SECRET_KEY": "test-secret-key-not-for-deployment-0123456789abcdef",

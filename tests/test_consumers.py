@@ -9,6 +9,9 @@ from chat import protocol
 from chat.stores import get_connection_store
 from chatsite.asgi import application
 
+# Guests' names are checked against registered users.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 async def join(room: str, name: str | None = None) -> tuple[WebsocketCommunicator, dict]:
     path = f"/ws/chat/{room}/" + (f"?name={name}" if name else "")

@@ -1,7 +1,10 @@
 """
-The configured connection store, built once per process from
-``settings.CHAT_CONNECTION_STORE`` (``BACKEND`` dotted path, ``OPTIONS``
-keyword arguments) and dropped when that setting changes.
+The configured stores, each built once per process from its setting
+(``BACKEND`` dotted path, ``OPTIONS`` keyword arguments) and dropped when
+that setting changes:
+
+- ``CHAT_CONNECTION_STORE``: live connections and server heartbeats;
+- ``CHAT_MESSAGE_STORE``: room history.
 """
 
 from django.conf import settings
@@ -9,38 +12,58 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from .base import Connection, ConnectionStore, Page
+from .base import Connection, ConnectionStore, Instance, MessageStore, Page
 
-__all__ = ["Connection", "ConnectionStore", "Page", "get_connection_store"]
+__all__ = [
+    "Connection",
+    "ConnectionStore",
+    "Instance",
+    "MessageStore",
+    "Page",
+    "build_connection_store",
+    "build_message_store",
+    "get_connection_store",
+    "get_message_store",
+]
 
-_store: ConnectionStore | None = None
+_built: dict[str, object] = {}
 
 
 def get_connection_store() -> ConnectionStore:
-    global _store
-    if _store is None:
-        _store = build_connection_store(settings.CHAT_CONNECTION_STORE)
-    return _store
+    if "CHAT_CONNECTION_STORE" not in _built:
+        _built["CHAT_CONNECTION_STORE"] = build_connection_store(settings.CHAT_CONNECTION_STORE)
+    return _built["CHAT_CONNECTION_STORE"]
+
+
+def get_message_store() -> MessageStore:
+    if "CHAT_MESSAGE_STORE" not in _built:
+        _built["CHAT_MESSAGE_STORE"] = build_message_store(settings.CHAT_MESSAGE_STORE)
+    return _built["CHAT_MESSAGE_STORE"]
 
 
 def build_connection_store(config: dict) -> ConnectionStore:
+    return _build("CHAT_CONNECTION_STORE", config, ConnectionStore, "chat.stores.dynamodb.DynamoDBConnectionStore")
+
+
+def build_message_store(config: dict) -> MessageStore:
+    return _build("CHAT_MESSAGE_STORE", config, MessageStore, "chat.stores.dynamodb.DynamoDBMessageStore")
+
+
+def _build(setting: str, config: dict, interface: type, example: str):
     path = config.get("BACKEND", "")
     try:
         backend = import_string(path)
     except ImportError as error:
         raise ImproperlyConfigured(
-            f"CHAT_CONNECTION_STORE BACKEND {path!r} cannot be imported ({error}); "
-            "use e.g. 'chat.stores.dynamodb.DynamoDBConnectionStore'."
+            f"{setting} BACKEND {path!r} cannot be imported ({error}); use e.g. {example!r}."
         ) from error
-    if not (isinstance(backend, type) and issubclass(backend, ConnectionStore)):
-        raise ImproperlyConfigured(f"CHAT_CONNECTION_STORE BACKEND {path!r} is not a ConnectionStore.")
+    if not (isinstance(backend, type) and issubclass(backend, interface)):
+        raise ImproperlyConfigured(f"{setting} BACKEND {path!r} is not a {interface.__name__}.")
     return backend(**config.get("OPTIONS", {}))
 
 
 def _reset(*, setting: str, **kwargs) -> None:
-    global _store
-    if setting == "CHAT_CONNECTION_STORE":
-        _store = None
+    _built.pop(setting, None)
 
 
 setting_changed.connect(_reset)

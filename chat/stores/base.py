@@ -38,6 +38,24 @@ class Page:
     cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """A server process, as its last heartbeat recorded it."""
+
+    instance_id: str
+    heartbeat_at: float  # epoch seconds
+    stale_at: float  # epoch seconds after which, without a newer heartbeat, it is taken for dead
+
+
+def _no_options(store: object, options: dict[str, Any], setting: str) -> None:
+    if options:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"{type(store).__name__} takes no option {', '.join(sorted(options))}: fix {setting}['OPTIONS']."
+        )
+
+
 class ConnectionStore(ABC):
     """
     A registry of live connections. Every method is a coroutine and must not
@@ -46,13 +64,7 @@ class ConnectionStore(ABC):
     """
 
     def __init__(self, **options: Any) -> None:
-        if options:
-            from django.core.exceptions import ImproperlyConfigured
-
-            raise ImproperlyConfigured(
-                f"{type(self).__name__} takes no option {', '.join(sorted(options))}: "
-                "fix CHAT_CONNECTION_STORE['OPTIONS']."
-            )
+        _no_options(self, options, "CHAT_CONNECTION_STORE")
 
     @abstractmethod
     async def add(self, connection: Connection) -> None:
@@ -85,3 +97,53 @@ class ConnectionStore(ABC):
     async def close(self) -> None:
         """Release threads and sockets."""
         return None
+
+    # --- Server processes ------------------------------------------------------
+    # Each process records a heartbeat; a process whose heartbeat goes stale
+    # died without running $disconnect, and its connections are swept.
+
+    @abstractmethod
+    async def heartbeat(self, instance_id: str, *, at: float, stale_at: float, expires_at: int) -> bool:
+        """Record that ``instance_id`` is alive until ``stale_at``; True if it had a heartbeat on record."""
+
+    @abstractmethod
+    async def instances(self) -> list[Instance]:
+        """Every server process with a heartbeat on record."""
+
+    @abstractmethod
+    async def forget_instance(self, instance_id: str) -> bool:
+        """Remove a process's heartbeat; True if this call removed it."""
+
+    @abstractmethod
+    async def held_by(self, instance_id: str) -> list[str]:
+        """Ids of the connections recorded as held by ``instance_id``."""
+
+
+class MessageStore(ABC):
+    """
+    A room's message history, by message id (ids sort by time). Messages are
+    the ``message`` frames as sent, stored with an expiry.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        _no_options(self, options, "CHAT_MESSAGE_STORE")
+
+    @abstractmethod
+    async def append(self, message: dict[str, Any], *, expires_at: int) -> None:
+        """Store one message frame (it has ``room`` and ``id``)."""
+
+    @abstractmethod
+    async def latest(self, room: str, *, limit: int) -> list[dict[str, Any]]:
+        """The room's last ``limit`` messages, oldest first."""
+
+    @abstractmethod
+    async def after(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Messages after ``message_id``, oldest first; True when more follow."""
+
+    @abstractmethod
+    async def before(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """The ``limit`` messages just before ``message_id``, oldest first; True when older ones exist."""
+
+    async def ensure_tables(self) -> list[str]:
+        """Create whatever the store needs; return what was created. Idempotent."""
+        return []

@@ -25,7 +25,17 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import Connection, ConnectionExists, ConnectionStore, Page, StoreError, StoreUnavailable
+from .. import protocol
+from .base import (
+    Connection,
+    ConnectionExists,
+    ConnectionStore,
+    Instance,
+    MessageStore,
+    Page,
+    StoreError,
+    StoreUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,17 +88,9 @@ class DynamoDBTable:
             raise ImproperlyConfigured(f"max_workers={max_workers!r}: use a whole number of threads, 1 or more.")
         self.table_name = table_name
         self.endpoint = endpoint_url or f"DynamoDB in {region_name}"
-        config = Config(
-            retries={"mode": "standard", "max_attempts": max_attempts},
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_pool_connections=max_workers,
+        self.client, self._executor = _client_and_pool(
+            region_name, endpoint_url, max_workers, connect_timeout, read_timeout, max_attempts
         )
-        # Clients are thread-safe once built; build it here, in one thread.
-        self.client = boto3.session.Session().client(
-            "dynamodb", region_name=region_name, endpoint_url=endpoint_url, config=config
-        )
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"dynamodb-{table_name}")
 
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Run one client operation on the pool, translating its errors."""
@@ -130,8 +132,30 @@ class DynamoDBTable:
                 )
         return created
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+
+@functools.cache
+def _client_and_pool(
+    region_name: str,
+    endpoint_url: str | None,
+    max_workers: int,
+    connect_timeout: float,
+    read_timeout: float,
+    max_attempts: int,
+) -> tuple[Any, ThreadPoolExecutor]:
+    """
+    One boto3 client per process and endpoint, shared by every table (clients
+    are thread-safe once built), with a thread pool as large as its HTTP pool.
+    """
+    config = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_pool_connections=max_workers,
+    )
+    client = boto3.session.Session().client(
+        "dynamodb", region_name=region_name, endpoint_url=endpoint_url, config=config
+    )
+    return client, ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dynamodb")
 
 
 def encode_cursor(key: dict[str, Any] | None) -> str | None:
@@ -166,14 +190,40 @@ def _from_item(item: dict[str, Any]) -> Connection:
     return Connection(**values)
 
 
+def _tables(setting: str, options: dict[str, Any], **extra_tables: str) -> list[DynamoDBTable]:
+    """The store's tables from its OPTIONS: ``table_name`` plus the ``*_table_name`` extras."""
+    names = {key: options.pop(key, default) for key, default in extra_tables.items()}
+    try:
+        first = DynamoDBTable(**options)
+        return [first, *(DynamoDBTable(**{**options, "table_name": name}) for name in names.values())]
+    except TypeError as error:
+        raise ImproperlyConfigured(f"{setting}['OPTIONS']: {error}") from None
+
+
+async def _query_all(table: DynamoDBTable, params: dict[str, Any], *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Up to ``limit`` items of a Query, across DynamoDB's 1 MB pages; True when more exist."""
+    items: list[dict[str, Any]] = []
+    params = {**params, "TableName": table.table_name}
+    for _ in range(1000):
+        response = await table.call("query", **{**params, "Limit": limit + 1 - len(items)})
+        items += response["Items"]
+        if len(items) > limit or "LastEvaluatedKey" not in response:
+            break
+        params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return items[:limit], len(items) > limit
+
+
 class DynamoDBConnectionStore(ConnectionStore):
-    """Live connections in DynamoDB; options as ``DynamoDBTable`` takes them."""
+    """
+    Live connections in DynamoDB, and the heartbeats of the server processes
+    holding them (table ``instances_table_name``, default ``ChatInstances``).
+    Other options as ``DynamoDBTable`` takes them.
+    """
 
     def __init__(self, **options: Any) -> None:
-        try:
-            self.table = DynamoDBTable(**options)
-        except TypeError as error:
-            raise ImproperlyConfigured(f"CHAT_CONNECTION_STORE['OPTIONS']: {error}") from None
+        self.table, self.instances_table = _tables(
+            "CHAT_CONNECTION_STORE", dict(options), instances_table_name="ChatInstances"
+        )
 
     async def add(self, connection: Connection) -> None:
         await self.table.call(
@@ -225,6 +275,14 @@ class DynamoDBConnectionStore(ConnectionStore):
         return Page([_from_item(i) for i in response["Items"]], encode_cursor(response.get("LastEvaluatedKey")))
 
     async def ensure_tables(self) -> list[str]:
+        created_instances = await self.instances_table.ensure(
+            {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "instanceId", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "instanceId", "KeyType": "HASH"}],
+            },
+            ttl_attribute=TTL_ATTRIBUTE,
+        )
         created = await self.table.ensure(
             {
                 "BillingMode": "PAY_PER_REQUEST",
@@ -253,7 +311,7 @@ class DynamoDBConnectionStore(ConnectionStore):
             },
             ttl_attribute=TTL_ATTRIBUTE,
         )
-        return [self.table.table_name] if created else []
+        return [self.table.table_name] * created + [self.instances_table.table_name] * created_instances
 
     async def ping(self) -> None:
         await self.table.call(
@@ -263,5 +321,130 @@ class DynamoDBConnectionStore(ConnectionStore):
             ProjectionExpression="connectionId",
         )
 
-    async def close(self) -> None:
-        self.table.close()
+    # --- Server processes ------------------------------------------------------
+
+    async def heartbeat(self, instance_id: str, *, at: float, stale_at: float, expires_at: int) -> bool:
+        response = await self.instances_table.call(
+            "put_item",
+            TableName=self.instances_table.table_name,
+            Item={
+                "instanceId": {"S": instance_id},
+                "heartbeatAt": {"N": f"{at:.3f}"},
+                "staleAt": {"N": f"{stale_at:.3f}"},
+                TTL_ATTRIBUTE: {"N": str(expires_at)},
+            },
+            ReturnValues="ALL_OLD",
+        )
+        return "Attributes" in response
+
+    async def instances(self) -> list[Instance]:
+        found: list[Instance] = []
+        params: dict[str, Any] = {"TableName": self.instances_table.table_name}
+        for _ in range(1000):
+            response = await self.instances_table.call("scan", **params)
+            found += [
+                Instance(i["instanceId"]["S"], float(i["heartbeatAt"]["N"]), float(i["staleAt"]["N"]))
+                for i in response["Items"]
+            ]
+            if "LastEvaluatedKey" not in response:
+                break
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found
+
+    async def forget_instance(self, instance_id: str) -> bool:
+        response = await self.instances_table.call(
+            "delete_item",
+            TableName=self.instances_table.table_name,
+            Key={"instanceId": {"S": instance_id}},
+            ReturnValues="ALL_OLD",
+        )
+        return "Attributes" in response
+
+    async def held_by(self, instance_id: str) -> list[str]:
+        items, _ = await _query_all(
+            self.table,
+            {
+                "IndexName": INSTANCE_INDEX,
+                "KeyConditionExpression": "instanceId = :instance",
+                "ExpressionAttributeValues": {":instance": {"S": instance_id}},
+            },
+            limit=1_000_000,
+        )
+        return [item["connectionId"]["S"] for item in items]
+
+
+_MESSAGE_FIELDS = ("room", "id", "connectionId", "name", "message", "sentAt")
+
+
+class DynamoDBMessageStore(MessageStore):
+    """
+    Room history in DynamoDB: table ``ChatMessages`` (name from settings),
+    partition key ``room``, sort key ``id``, TTL on ``expiresAt``. Every read
+    is a Query on one room.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        (self.table,) = _tables("CHAT_MESSAGE_STORE", dict(options))
+
+    async def append(self, message: dict[str, Any], *, expires_at: int) -> None:
+        item = {field: {"S": message[field]} for field in _MESSAGE_FIELDS}
+        item[TTL_ATTRIBUTE] = {"N": str(expires_at)}
+        await self.table.call("put_item", TableName=self.table.table_name, Item=item)
+
+    async def latest(self, room: str, *, limit: int) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+        items, _ = await _query_all(self.table, self._range(room), limit=limit)
+        return [_message(i) for i in reversed(items)]
+
+    async def after(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        items, more = await _query_all(self.table, self._range(room, ">", message_id), limit=limit)
+        return [_message(i) for i in items], more
+
+    async def before(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        items, more = await _query_all(self.table, self._range(room, "<", message_id), limit=limit)
+        return [_message(i) for i in reversed(items)], more
+
+    @staticmethod
+    def _range(room: str, op: str | None = None, message_id: str = "") -> dict[str, Any]:
+        """Query parameters: newest first, unless reading forward from an id."""
+        params: dict[str, Any] = {
+            "KeyConditionExpression": "#room = :room",
+            "ExpressionAttributeNames": {"#room": "room"},
+            "ExpressionAttributeValues": {":room": {"S": room}},
+            "ScanIndexForward": op == ">",
+        }
+        if op:
+            params["KeyConditionExpression"] += f" AND #id {op} :id"
+            params["ExpressionAttributeNames"]["#id"] = "id"
+            params["ExpressionAttributeValues"][":id"] = {"S": message_id}
+        return params
+
+    async def ensure_tables(self) -> list[str]:
+        created = await self.table.ensure(
+            {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [
+                    {"AttributeName": "room", "AttributeType": "S"},
+                    {"AttributeName": "id", "AttributeType": "S"},
+                ],
+                "KeySchema": [
+                    {"AttributeName": "room", "KeyType": "HASH"},
+                    {"AttributeName": "id", "KeyType": "RANGE"},
+                ],
+            },
+            ttl_attribute=TTL_ATTRIBUTE,
+        )
+        return [self.table.table_name] if created else []
+
+
+def _message(item: dict[str, Any]) -> dict[str, Any]:
+    value = {field: item[field]["S"] for field in _MESSAGE_FIELDS}
+    return protocol.message_frame(
+        message_id=value["id"],
+        room=value["room"],
+        connection_id=value["connectionId"],
+        name=value["name"],
+        text=value["message"],
+        sent_at=value["sentAt"],
+    )

@@ -4,15 +4,18 @@ It sees only the connections of this one process: fine on a laptop, wrong
 for more than one server.
 """
 
+import bisect
+import time
 from typing import Any
 
-from .base import Connection, ConnectionExists, ConnectionStore, Page, StoreError
+from .base import Connection, ConnectionExists, ConnectionStore, Instance, MessageStore, Page, StoreError
 
 
 class MemoryConnectionStore(ConnectionStore):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._connections: dict[str, Connection] = {}  # in insertion order
+        self._instances: dict[str, Instance] = {}
 
     async def add(self, connection: Connection) -> None:
         if connection.connection_id in self._connections:
@@ -31,6 +34,20 @@ class MemoryConnectionStore(ConnectionStore):
     async def scan(self, *, limit: int = 100, cursor: str | None = None) -> Page:
         return self._page(list(self._connections.values()), limit, cursor)
 
+    async def heartbeat(self, instance_id: str, *, at: float, stale_at: float, expires_at: int) -> bool:
+        known = instance_id in self._instances
+        self._instances[instance_id] = Instance(instance_id, at, stale_at)
+        return known
+
+    async def instances(self) -> list[Instance]:
+        return list(self._instances.values())
+
+    async def forget_instance(self, instance_id: str) -> bool:
+        return self._instances.pop(instance_id, None) is not None
+
+    async def held_by(self, instance_id: str) -> list[str]:
+        return [c.connection_id for c in self._connections.values() if c.instance_id == instance_id]
+
     @staticmethod
     def _page(items: list[Connection], limit: int, cursor: str | None) -> Page:
         if cursor and not cursor.isdigit():
@@ -38,3 +55,37 @@ class MemoryConnectionStore(ConnectionStore):
         start = int(cursor) if cursor else 0
         end = start + limit
         return Page(items=items[start:end], cursor=str(end) if end < len(items) else None)
+
+
+class MemoryMessageStore(MessageStore):
+    """Room history in this process's memory, kept until it expires."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._rooms: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}  # sorted by id
+
+    def _live(self, room: str) -> list[tuple[str, int, dict[str, Any]]]:
+        now = int(time.time())
+        entries = self._rooms.get(room, [])
+        if entries and entries[0][1] <= now:
+            entries[:] = [e for e in entries if e[1] > now]
+        return entries
+
+    async def append(self, message: dict[str, Any], *, expires_at: int) -> None:
+        entries = self._rooms.setdefault(message["room"], [])
+        bisect.insort(entries, (message["id"], expires_at, message), key=lambda e: e[0])
+
+    async def latest(self, room: str, *, limit: int) -> list[dict[str, Any]]:
+        return [e[2] for e in self._live(room)[-limit:]] if limit > 0 else []
+
+    async def after(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        entries = self._live(room)
+        start = bisect.bisect_right(entries, message_id, key=lambda e: e[0])
+        found = entries[start : start + limit]
+        return [e[2] for e in found], start + limit < len(entries)
+
+    async def before(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        entries = self._live(room)
+        end = bisect.bisect_left(entries, message_id, key=lambda e: e[0])
+        start = max(0, end - limit)
+        return [e[2] for e in entries[start:end]], start > 0

@@ -1,0 +1,132 @@
+"""
+This server process's own duties, run in the background of its event loop:
+a heartbeat in the registry, a sweep for processes that died without
+running ``$disconnect``, and the idle and maximum-duration limits of the
+sockets it holds. They start with the first socket and log if they fail.
+"""
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from . import protocol, services
+from .logs import log_task_death
+from .stores import Connection
+
+logger = logging.getLogger(__name__)
+
+# close(code, error_code, sentence): what the instance calls to end a socket.
+Close = Callable[[int, str, str], Awaitable[None]]
+
+
+@dataclass(slots=True, eq=False)
+class LocalSocket:
+    """A socket this process holds, with the times its limits count from."""
+
+    connection: Connection
+    close: Close
+    opened: float = field(default_factory=time.monotonic)
+    last_active: float = field(default_factory=time.monotonic)
+
+    def touch(self) -> None:
+        self.last_active = time.monotonic()
+
+
+class ServerInstance:
+    def __init__(self) -> None:
+        self.instance_id: str = settings.CHAT_INSTANCE_ID
+        self.interval = float(settings.CHAT_HEARTBEAT_INTERVAL)
+        self.idle_timeout = float(settings.CHAT_IDLE_TIMEOUT)
+        self.max_duration = float(settings.CHAT_MAX_CONNECTION_DURATION)
+        self.sockets: dict[str, LocalSocket] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._starting: asyncio.Lock = asyncio.Lock()
+
+    def attach(self, socket: LocalSocket) -> None:
+        self.sockets[socket.connection.connection_id] = socket
+
+    def detach(self, connection_id: str) -> None:
+        self.sockets.pop(connection_id, None)
+
+    async def start(self) -> None:
+        """Start the background duties once; the first heartbeat is written before it returns."""
+        if self._tasks:
+            return
+        async with self._starting:
+            if self._tasks:
+                return
+            try:
+                await services.instance_heartbeat(instance_id=self.instance_id, interval=self.interval)
+            except Exception:
+                logger.exception("first heartbeat failed", extra={"instance_id": self.instance_id})
+            limits_every = max(0.2, min(5.0, self.idle_timeout / 4, self.max_duration / 4))
+            self._tasks = [
+                self._every(self.interval, self._beat, "heartbeat"),
+                self._every(self.interval / 4, self._sweep, "sweep"),
+                self._every(limits_every, self._enforce_limits, "limits"),
+            ]
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _every(self, seconds: float, duty: Callable[[], Awaitable[object]], name: str) -> asyncio.Task:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await duty()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("%s failed; trying again in %.1f s", name, seconds)
+
+        task = asyncio.create_task(loop(), name=f"chat-{name}")
+        task.add_done_callback(log_task_death)
+        return task
+
+    async def _beat(self) -> None:
+        held = [socket.connection for socket in self.sockets.values()]
+        await services.instance_heartbeat(instance_id=self.instance_id, interval=self.interval, held=held)
+
+    async def _sweep(self) -> None:
+        await services.instance_sweep(instance_id=self.instance_id)
+
+    async def _enforce_limits(self) -> None:
+        now = time.monotonic()
+        for socket in list(self.sockets.values()):
+            if now - socket.opened >= self.max_duration:
+                self.detach(socket.connection.connection_id)
+                minutes = self.max_duration / 60
+                await socket.close(
+                    protocol.CLOSE_MAX_DURATION,
+                    protocol.MAX_DURATION,
+                    f"Connections last at most {minutes:g} minutes; reconnect to carry on.",
+                )
+            elif now - socket.last_active >= self.idle_timeout:
+                self.detach(socket.connection.connection_id)
+                minutes = self.idle_timeout / 60
+                await socket.close(
+                    protocol.CLOSE_IDLE,
+                    protocol.IDLE_TIMEOUT,
+                    f"Closed after {minutes:g} minutes without activity; reconnect to carry on.",
+                )
+
+
+_instances: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ServerInstance]" = weakref.WeakKeyDictionary()
+
+
+def get_server_instance() -> ServerInstance:
+    """This event loop's instance (one per process under daphne)."""
+    loop = asyncio.get_running_loop()
+    instance = _instances.get(loop)
+    if instance is None:
+        instance = _instances[loop] = ServerInstance()
+    return instance
