@@ -12,6 +12,7 @@ joins the group itself.
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +24,9 @@ from .logs import log_task_death
 logger = logging.getLogger(__name__)
 
 ROOM_EVENT = "room.frame"
+# Seconds after a welcome during which its history's messages are not sent again:
+# longer than a message can take from its history write to its publish.
+SKIP_WINDOW = 10.0
 
 Send = Callable[[str], Awaitable[None]]
 
@@ -39,27 +43,44 @@ def room_event(*, room: str, text: str, exclude: str | None = None, message_id: 
 class Member:
     """
     One local socket in a room. Until it is ready (its welcome frame sent),
-    room frames wait in ``pending`` with their message ids.
+    room frames wait in ``pending`` with their message ids. After that, for a
+    short while, messages the welcome's history already carried are skipped:
+    a message is stored before it is published, so one can be in the history
+    and still arrive live a moment later.
     """
 
-    __slots__ = ("connection_id", "pending", "send")
+    __slots__ = ("connection_id", "pending", "send", "skip", "skip_until")
 
     def __init__(self, connection_id: str, send: Send) -> None:
         self.connection_id = connection_id
         self.send = send
         self.pending: list[tuple[str | None, str]] | None = []
+        self.skip: set[str] | None = None
+        self.skip_until = 0.0
 
     async def ready(self, already_sent: set[str] = frozenset()) -> None:
-        """
-        Deliver what arrived before the welcome frame, less the messages the
-        welcome already carried, then go live.
-        """
+        """Deliver what arrived before the welcome frame, less what it carried, then go live."""
+        if already_sent:
+            self.skip = set(already_sent)
+            self.skip_until = time.monotonic() + SKIP_WINDOW
         while self.pending:
             batch, self.pending = self.pending, []
             for message_id, text in batch:
-                if message_id is None or message_id not in already_sent:
+                if not self.skips(message_id):
                     await self.send(text)
         self.pending = None
+
+    def skips(self, message_id: str | None) -> bool:
+        """True (once) for a message the welcome already carried."""
+        if self.skip is None or message_id is None:
+            return False
+        if time.monotonic() > self.skip_until:
+            self.skip = None
+            return False
+        if message_id in self.skip:
+            self.skip.discard(message_id)
+            return True
+        return False
 
 
 class RoomRelay:
@@ -123,6 +144,8 @@ class RoomRelay:
                 continue
             if member.pending is not None:
                 member.pending.append((event.get("id"), text))
+                continue
+            if member.skip is not None and member.skips(event.get("id")):
                 continue
             try:
                 await member.send(text)

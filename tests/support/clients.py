@@ -3,7 +3,7 @@
 import asyncio
 import json
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -19,11 +19,12 @@ class ChatClient:
 
     @classmethod
     async def join(
-        cls, base_url: str, room: str | None = None, name: str | None = None, **connect_args
+        cls, base_url: str, room: str | None = None, name: str | None = None, since: str | None = None, **connect_args
     ) -> "ChatClient":
         path = f"/ws/chat/{room}/" if room else "/ws/chat/"
-        if name is not None:
-            path += f"?name={quote(name)}"
+        query = {key: value for key, value in (("name", name), ("since", since)) if value is not None}
+        if query:
+            path += "?" + urlencode(query)
         ws = await asyncio.wait_for(connect(base_url + path, **connect_args), WAIT)
         welcome = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
         assert welcome["type"] == "welcome", welcome
