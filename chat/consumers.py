@@ -29,6 +29,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     connection = None
     local = None
+    closing = False
 
     async def connect(self) -> None:
         room = self.scope["url_route"]["kwargs"].get("room") or protocol.DEFAULT_ROOM
@@ -91,11 +92,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         get_server_instance().detach(connection.connection_id)
         try:
             await services.connection_disconnect(connection=connection)
+        except StoreError as error:
+            # The item expires by TTL, or a sweep removes it once this process is gone.
+            logger.error("disconnect cleanup failed: %s", error, extra={"connection_id": connection.connection_id})
         except Exception:
             logger.exception("disconnect cleanup failed", extra={"connection_id": connection.connection_id})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.connection is None:
+        if self.connection is None or self.closing:
             return
         self.local.touch()
         if not self.bucket.take():
@@ -164,6 +168,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def close_with(self, code: int, error_code: str, sentence: str) -> None:
         """Say why in an error frame (daphne drops close reasons), then close with ``code``."""
+        if self.closing:
+            return
+        self.closing = True
         await self.send_frame(protocol.error_frame(error_code, sentence))
         await self.close(code=code)
 
