@@ -25,6 +25,11 @@ class Connection:
     source_ip: str
     user_agent: str
     expires_at: int  # epoch seconds; the table's TTL attribute
+    last_active_at: str = ""  # ISO 8601, UTC; empty means connected_at
+
+    def __post_init__(self) -> None:
+        if not self.last_active_at:
+            object.__setattr__(self, "last_active_at", self.connected_at)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +78,14 @@ class ConnectionStore(ABC):
     @abstractmethod
     async def scan(self, *, limit: int = 100, cursor: str | None = None) -> Page:
         """One page of all connections, in no particular order."""
+
+    @abstractmethod
+    async def touch(self, connection_id: str, last_active_at: str) -> bool:
+        """Record when the connection was last active; False (and nothing written) if it is not recorded."""
+
+    @abstractmethod
+    async def count(self, room: str, *, limit: int = 10_000) -> int:
+        """How many connections ``room`` has, counting no further than ``limit``; no full scan."""
 
     async def ensure_tables(self) -> list[str]:
         """Create whatever the store needs; return what was created. Idempotent."""

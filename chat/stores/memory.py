@@ -4,6 +4,7 @@ It sees only the connections of this one process: fine on a laptop, wrong
 for more than one server.
 """
 
+import dataclasses
 from typing import Any
 
 from .base import Connection, ConnectionExists, ConnectionStore, Page, StoreError
@@ -30,6 +31,16 @@ class MemoryConnectionStore(ConnectionStore):
 
     async def scan(self, *, limit: int = 100, cursor: str | None = None) -> Page:
         return self._page(list(self._connections.values()), limit, cursor)
+
+    async def touch(self, connection_id: str, last_active_at: str) -> bool:
+        connection = self._connections.get(connection_id)
+        if connection is None:
+            return False
+        self._connections[connection_id] = dataclasses.replace(connection, last_active_at=last_active_at)
+        return True
+
+    async def count(self, room: str, *, limit: int = 10_000) -> int:
+        return min(limit, sum(1 for c in self._connections.values() if c.room == room))
 
     @staticmethod
     def _page(items: list[Connection], limit: int, cursor: str | None) -> Page:
