@@ -6,6 +6,7 @@ matches no route gets the ``$default`` answer, an error frame.
 """
 
 import logging
+import time
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -23,6 +24,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     ROUTES = {protocol.SEND_MESSAGE: "route_send_message"}
 
     connection = None
+    touched_at = float("-inf")  # monotonic time lastActiveAt was last written
 
     async def connect(self) -> None:
         room = self.scope["url_route"]["kwargs"].get("room") or protocol.DEFAULT_ROOM
@@ -72,6 +74,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.connection is None:
             return
+        if time.monotonic() - self.touched_at >= protocol.LAST_ACTIVE_INTERVAL:
+            self.touched_at = time.monotonic()
+            await services.connection_touch(connection_id=self.connection.connection_id)
         try:
             request = protocol.parse_request(text_data, bytes_data)
             await getattr(self, self.ROUTES[request.action])(request)
