@@ -146,6 +146,11 @@ def test_get_describes_the_connection_and_then_its_last_activity(servers, client
     )
     assert later["connectedAt"] == described["connectedAt"]
 
+    # Recorded at most once a minute: a frame right after writes nothing new.
+    client.send({"action": protocol.SEND_MESSAGE, "message": "and again"})
+    client.receive_until(lambda frame: frame["type"] == protocol.MESSAGE)  # handled after any write
+    assert call(first, "GET", client.connection_id).json()["lastActiveAt"] == later["lastActiveAt"]
+
 
 def test_delete_sent_to_the_first_server_closes_a_client_on_the_second(servers, client):
     first, _ = servers
