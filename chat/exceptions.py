@@ -24,3 +24,7 @@ class StoreUnavailable(StoreError):
 
 class ConnectionExists(StoreError):
     """A connection with this id is already registered."""
+
+
+class ConnectionGone(ChatError):
+    """The connection is not live (never was, or has closed): API Gateway's GoneException."""

@@ -11,6 +11,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from django.conf import settings
 
@@ -32,9 +33,13 @@ class LocalSocket:
     close: Close
     opened: float = field(default_factory=time.monotonic)
     last_active: float = field(default_factory=time.monotonic)
+    active_at: float = 0.0  # wall clock of the last frame from the client; 0: none yet
+    recorded_at: float = float("-inf")  # monotonic time lastActiveAt was last written
 
     def touch(self) -> None:
+        """A frame came from the client."""
         self.last_active = time.monotonic()
+        self.active_at = time.time()
 
 
 class ServerInstance:
@@ -64,11 +69,11 @@ class ServerInstance:
                 await services.instance_heartbeat(instance_id=self.instance_id, interval=self.interval)
             except Exception:
                 logger.exception("first heartbeat failed", extra={"instance_id": self.instance_id})
-            limits_every = max(0.2, min(5.0, self.idle_timeout / 4, self.max_duration / 4))
+            sockets_every = max(0.2, min(1.0, self.idle_timeout / 4, self.max_duration / 4))
             self._tasks = [
                 self._every(self.interval, self._beat, "heartbeat"),
                 self._every(self.interval / 4, self._sweep, "sweep"),
-                self._every(limits_every, self._enforce_limits, "limits"),
+                self._every(sockets_every, self._look_after_sockets, "sockets"),
             ]
 
     async def stop(self) -> None:
@@ -99,9 +104,18 @@ class ServerInstance:
     async def _sweep(self) -> None:
         await services.instance_sweep(instance_id=self.instance_id)
 
-    async def _enforce_limits(self) -> None:
+    async def _look_after_sockets(self) -> None:
+        """Close sockets past their limits; record recent activity (at most once a minute each)."""
         now = time.monotonic()
+        touches = []
         for socket in list(self.sockets.values()):
+            if socket.active_at and socket.last_active > socket.recorded_at:
+                if now - socket.recorded_at >= protocol.LAST_ACTIVE_INTERVAL:
+                    socket.recorded_at = now
+                    moment = protocol.iso_timestamp(datetime.fromtimestamp(socket.active_at, UTC))
+                    touches.append(
+                        services.connection_touch(connection_id=socket.connection.connection_id, moment=moment)
+                    )
             if now - socket.opened >= self.max_duration:
                 self.detach(socket.connection.connection_id)
                 minutes = self.max_duration / 60
@@ -118,6 +132,7 @@ class ServerInstance:
                     protocol.IDLE_TIMEOUT,
                     f"Closed after {minutes:g} minutes without activity; reconnect to carry on.",
                 )
+        await asyncio.gather(*touches)
 
 
 _instances: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ServerInstance]" = weakref.WeakKeyDictionary()

@@ -65,6 +65,8 @@ DEFAULT_ROOM = "lobby"
 ROOM_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NAME_MAX_LENGTH = 32
 GUEST_PREFIX = "guest-"
+# A connection's lastActiveAt is written at most this often (seconds), by the process holding it.
+LAST_ACTIVE_INTERVAL = 60
 
 # Close codes (RFC 6455, and 4000-4999 for this application). daphne does not
 # pass a close reason on, so the server sends an ``error`` frame with the

@@ -16,9 +16,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import protocol
-from .exceptions import ConnectionExists, StoreError
+from .exceptions import ConnectionExists, ConnectionGone, StoreError
 from .relay import Member, get_room_relay, room_event, room_group
-from .stores import Connection, get_connection_store, get_message_store
+from .stores import Connection, Page, get_connection_store, get_message_store
 
 logger = logging.getLogger(__name__)
 
@@ -194,3 +194,112 @@ async def instance_sweep(*, instance_id: str) -> list[Connection]:
     if removed:
         logger.warning("swept connections of dead server processes", extra={"count": len(removed)})
     return removed
+
+
+# --- Operating live connections: the admin and the @connections API -----------
+
+# What a person reads when an operator closes their connection.
+CLOSED_BY_OPERATOR_MESSAGE = "An operator closed this connection."
+# Rooms whose totals one listing counts at most, and how far each count goes.
+ROOM_TOTALS_MAX_ROOMS = 50
+ROOM_TOTAL_LIMIT = 10_000
+
+
+async def connection_live(*, connection_id: str) -> Connection:
+    """
+    The one place that decides whether a connection is live: its registry
+    item, held by a server process whose heartbeat is fresh; otherwise
+    ``ConnectionGone``. An item left by a dead process is removed when found
+    (as the original deletes an item on GoneException) and its room is told.
+    Every operator path (get, post, notify, close) comes through here.
+    """
+    store = get_connection_store()
+    connection = await store.get(connection_id)
+    if connection is None:
+        raise ConnectionGone(connection_id)
+    holder = await store.instance(connection.instance_id)
+    if holder is None or holder.stale_at < time.time():
+        if await store.remove(connection_id) is not None:
+            await _announce_leave(connection)
+        logger.info("stale registry item removed", extra={"connection_id": connection_id})
+        raise ConnectionGone(connection_id)
+    return connection
+
+
+async def connection_get(*, connection_id: str) -> Connection | None:
+    """The live connection with this id, or None."""
+    try:
+        return await connection_live(connection_id=connection_id)
+    except ConnectionGone:
+        return None
+
+
+async def connection_post(*, connection_id: str, text: str) -> Connection:
+    """PostToConnection: deliver ``text`` to that socket as one text frame, unchanged, whichever process holds it."""
+    connection = await connection_live(connection_id=connection_id)
+    await get_channel_layer().send(connection.channel_name, {"type": "chat.frame", "text": text})
+    logger.info("frame posted to connection", extra={"connection_id": connection_id, "chars": len(text)})
+    return connection
+
+
+async def connection_notify(*, connection_id: str, message: str) -> Connection:
+    """Send the person on this connection a ``system`` notice from the operators."""
+    return await connection_post(
+        connection_id=connection_id, text=protocol.encode(protocol.system_frame(message=message))
+    )
+
+
+async def connection_close(
+    *, connection_id: str, code: int = protocol.CLOSE_BY_OPERATOR, message: str = CLOSED_BY_OPERATOR_MESSAGE
+) -> Connection:
+    """
+    Close a connection from wherever it is held: a ``system`` frame saying
+    why, then the close with ``code``. Its own process then runs
+    ``$disconnect`` (registry item deleted, room told).
+    """
+    connection = await connection_notify(connection_id=connection_id, message=message)
+    await get_channel_layer().send(connection.channel_name, {"type": "chat.close", "code": code})
+    logger.info("connection closed by operator", extra={"connection_id": connection_id, "code": code})
+    return connection
+
+
+async def connection_touch(*, connection_id: str, moment: str | None = None) -> bool:
+    """
+    Record activity on a connection (its ``lastActiveAt``). False if it is not
+    registered. A failed write is logged, not raised: a stale time is harmless.
+    """
+    try:
+        return await get_connection_store().touch(connection_id, moment or protocol.iso_timestamp())
+    except StoreError as error:
+        logger.warning("last activity not recorded: %s", error, extra={"connection_id": connection_id})
+        return False
+
+
+async def connections_page(
+    *, room: str | None = None, cursor: str | None = None, limit: int = 50, name: str | None = None
+) -> Page:
+    """
+    One page of live connections: a room's through its index (a Query), or
+    everyone's (a Scan page). ``cursor`` is the store's, as DynamoDB's
+    LastEvaluatedKey. ``name`` keeps the items of this page whose name
+    contains it (case-insensitive); like a DynamoDB filter, it applies after
+    the page is read, so a page may hold fewer items while more pages follow.
+    """
+    store = get_connection_store()
+    page = await (store.members(room, limit=limit, cursor=cursor) if room else store.scan(limit=limit, cursor=cursor))
+    if name:
+        needle = name.casefold()
+        page = Page([c for c in page.items if needle in c.name.casefold()], page.cursor)
+    return page
+
+
+async def room_totals(*, rooms: list[str], limit: int = ROOM_TOTAL_LIMIT) -> dict[str, int]:
+    """
+    How many live connections each room has (at most ``limit`` counted per
+    room): one index Query with Select=COUNT per room, for at most
+    ``ROOM_TOTALS_MAX_ROOMS`` rooms, never a table scan.
+    """
+    store = get_connection_store()
+    chosen = sorted(set(rooms))[:ROOM_TOTALS_MAX_ROOMS]
+    counts = await asyncio.gather(*(store.count(room, limit=limit) for room in chosen))
+    return dict(zip(chosen, counts, strict=True))

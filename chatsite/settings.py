@@ -238,6 +238,13 @@ CHAT_CONNECTION_TTL = env_int("CHAT_CONNECTION_TTL", 3 * 60 * 60)
 # Names this server process in the registry, so a connection's holder is known.
 CHAT_INSTANCE_ID = env("CHAT_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
+# Largest text frame, in bytes (UTF-8): a longer @connections POST body gets 413.
+CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 32768)
+
+# Bearer token for the @connections management API; unset turns token access off
+# (staff sessions still work).
+CHAT_MANAGEMENT_TOKEN = env("CHAT_MANAGEMENT_TOKEN")
+
 # --- Logging -----------------------------------------------------------------
 
 LOG_LEVEL = env("CHAT_LOG_LEVEL", "INFO")

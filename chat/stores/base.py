@@ -25,6 +25,11 @@ class Connection:
     source_ip: str
     user_agent: str
     expires_at: int  # epoch seconds; the table's TTL attribute
+    last_active_at: str = ""  # ISO 8601, UTC; empty means connected_at
+
+    def __post_init__(self) -> None:
+        if not self.last_active_at:
+            object.__setattr__(self, "last_active_at", self.connected_at)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +91,14 @@ class ConnectionStore(ABC):
     async def scan(self, *, limit: int = 100, cursor: str | None = None) -> Page:
         """One page of all connections, in no particular order."""
 
+    @abstractmethod
+    async def touch(self, connection_id: str, last_active_at: str) -> bool:
+        """Record when the connection was last active; False (and nothing written) if it is not recorded."""
+
+    @abstractmethod
+    async def count(self, room: str, *, limit: int = 10_000) -> int:
+        """How many connections ``room`` has, counting no further than ``limit``; no full scan."""
+
     async def ensure_tables(self) -> list[str]:
         """Create whatever the store needs; return what was created. Idempotent."""
         return []
@@ -105,6 +118,10 @@ class ConnectionStore(ABC):
     @abstractmethod
     async def heartbeat(self, instance_id: str, *, at: float, stale_at: float, expires_at: int) -> bool:
         """Record that ``instance_id`` is alive until ``stale_at``; True if it had a heartbeat on record."""
+
+    @abstractmethod
+    async def instance(self, instance_id: str) -> Instance | None:
+        """One server process's last heartbeat, or None."""
 
     @abstractmethod
     async def instances(self) -> list[Instance]:

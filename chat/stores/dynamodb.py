@@ -54,6 +54,7 @@ _ATTRIBUTES = {
     "source_ip": "sourceIp",
     "user_agent": "userAgent",
     "expires_at": TTL_ATTRIBUTE,
+    "last_active_at": "lastActiveAt",
 }
 _UNAVAILABLE_CODES = {
     "ResourceNotFoundException",
@@ -179,6 +180,8 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
 def _to_item(connection: Connection) -> dict[str, Any]:
     item = {attribute: {"S": getattr(connection, field)} for field, attribute in _ATTRIBUTES.items()}
     item[TTL_ATTRIBUTE] = {"N": str(connection.expires_at)}
+    if connection.last_active_at == connection.connected_at:
+        del item["lastActiveAt"]  # written by touch() once there is activity to record
     return item
 
 
@@ -274,6 +277,43 @@ class DynamoDBConnectionStore(ConnectionStore):
         response = await self.table.call("scan", **params)
         return Page([_from_item(i) for i in response["Items"]], encode_cursor(response.get("LastEvaluatedKey")))
 
+    async def touch(self, connection_id: str, last_active_at: str) -> bool:
+        try:
+            await self.table.call(
+                "update_item",
+                TableName=self.table.table_name,
+                Key={"connectionId": {"S": connection_id}},
+                UpdateExpression="SET lastActiveAt = :at",
+                ConditionExpression="attribute_exists(connectionId)",
+                ExpressionAttributeValues={":at": {"S": last_active_at}},
+            )
+        except ConnectionExists:
+            # call() reports every failed condition as ConnectionExists; here
+            # the condition is that the item exists, so it is gone.
+            return False
+        return True
+
+    async def count(self, room: str, *, limit: int = 10_000) -> int:
+        # Query with Select=COUNT reads the room's index entries but returns
+        # no items; each page covers up to 1 MB, so a room costs a few calls.
+        params: dict[str, Any] = {
+            "TableName": self.table.table_name,
+            "IndexName": ROOM_INDEX,
+            "KeyConditionExpression": "#room = :room",
+            "ExpressionAttributeNames": {"#room": "room"},
+            "ExpressionAttributeValues": {":room": {"S": room}},
+            "Select": "COUNT",
+        }
+        total = 0
+        while total < limit:
+            params["Limit"] = limit - total
+            response = await self.table.call("query", **params)
+            total += response["Count"]
+            if "LastEvaluatedKey" not in response:
+                break
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return min(total, limit)
+
     async def ensure_tables(self) -> list[str]:
         created_instances = await self.instances_table.ensure(
             {
@@ -337,15 +377,22 @@ class DynamoDBConnectionStore(ConnectionStore):
         )
         return "Attributes" in response
 
+    async def instance(self, instance_id: str) -> Instance | None:
+        response = await self.instances_table.call(
+            "get_item",
+            TableName=self.instances_table.table_name,
+            Key={"instanceId": {"S": instance_id}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return _instance(item) if item else None
+
     async def instances(self) -> list[Instance]:
         found: list[Instance] = []
         params: dict[str, Any] = {"TableName": self.instances_table.table_name}
         for _ in range(1000):
             response = await self.instances_table.call("scan", **params)
-            found += [
-                Instance(i["instanceId"]["S"], float(i["heartbeatAt"]["N"]), float(i["staleAt"]["N"]))
-                for i in response["Items"]
-            ]
+            found += [_instance(item) for item in response["Items"]]
             if "LastEvaluatedKey" not in response:
                 break
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -371,6 +418,10 @@ class DynamoDBConnectionStore(ConnectionStore):
             limit=1_000_000,
         )
         return [item["connectionId"]["S"] for item in items]
+
+
+def _instance(item: dict[str, Any]) -> Instance:
+    return Instance(item["instanceId"]["S"], float(item["heartbeatAt"]["N"]), float(item["staleAt"]["N"]))
 
 
 _MESSAGE_FIELDS = ("room", "id", "connectionId", "name", "message", "sentAt")

@@ -5,6 +5,7 @@ for more than one server.
 """
 
 import bisect
+import dataclasses
 import time
 from typing import Any
 
@@ -39,6 +40,9 @@ class MemoryConnectionStore(ConnectionStore):
         self._instances[instance_id] = Instance(instance_id, at, stale_at)
         return known
 
+    async def instance(self, instance_id: str) -> Instance | None:
+        return self._instances.get(instance_id)
+
     async def instances(self) -> list[Instance]:
         return list(self._instances.values())
 
@@ -47,6 +51,16 @@ class MemoryConnectionStore(ConnectionStore):
 
     async def held_by(self, instance_id: str) -> list[str]:
         return [c.connection_id for c in self._connections.values() if c.instance_id == instance_id]
+
+    async def touch(self, connection_id: str, last_active_at: str) -> bool:
+        connection = self._connections.get(connection_id)
+        if connection is None:
+            return False
+        self._connections[connection_id] = dataclasses.replace(connection, last_active_at=last_active_at)
+        return True
+
+    async def count(self, room: str, *, limit: int = 10_000) -> int:
+        return min(limit, sum(1 for c in self._connections.values() if c.room == room))
 
     @staticmethod
     def _page(items: list[Connection], limit: int, cursor: str | None) -> Page:

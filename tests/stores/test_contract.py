@@ -98,6 +98,41 @@ async def test_a_forged_cursor_is_refused(store, room):
         await store.members(room, cursor="not-a-cursor")
 
 
+async def test_a_new_connection_was_last_active_when_it_connected(store, room):
+    connection = make(room)
+    await store.add(connection)
+    assert (await store.get(connection.connection_id)).last_active_at == connection.connected_at
+
+
+async def test_touch_records_when_a_connection_was_last_active(store, room):
+    connection = make(room)
+    await store.add(connection)
+    assert await store.touch(connection.connection_id, "2026-11-25T13:05:00.000Z") is True
+    stored = await store.get(connection.connection_id)
+    assert stored.last_active_at == "2026-11-25T13:05:00.000Z"
+    assert stored.connected_at == connection.connected_at and stored.name == connection.name
+    page = await store.members(room)
+    assert [c.last_active_at for c in page.items] == ["2026-11-25T13:05:00.000Z"]
+
+
+async def test_touch_of_a_connection_that_is_gone_writes_nothing(store, room):
+    connection = make(room)
+    await store.add(connection)
+    await store.remove(connection.connection_id)
+    assert await store.touch(connection.connection_id, "2026-11-25T13:05:00.000Z") is False
+    assert await store.get(connection.connection_id) is None
+    assert await store.touch(uuid.uuid4().hex, "2026-11-25T13:05:00.000Z") is False
+
+
+async def test_count_tells_how_many_a_room_has_up_to_the_limit(store, room):
+    for i in range(5):
+        await store.add(make(room, name=f"m{i}"))
+    await store.add(make(room + "-other"))
+    assert await store.count(room) == 5
+    assert await store.count(room, limit=3) == 3
+    assert await store.count(room + "-empty") == 0
+
+
 async def _add(store, connection: Connection) -> Connection:
     await store.add(connection)
     return connection

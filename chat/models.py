@@ -1,0 +1,31 @@
+"""
+Django models of the chat app. Live connections are not kept in Django's
+database: they live in the connection registry (DynamoDB). ``LiveConnection``
+is unmanaged and has no table; it exists so the admin lists "Connections",
+so its permissions exist, and so the admin's log can name what was acted on.
+"""
+
+from django.db import models
+
+
+class LiveConnection(models.Model):
+    """A live WebSocket as the admin's log names it; read from the registry, never from this database."""
+
+    connection_id = models.CharField(primary_key=True, max_length=128)
+    room = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        managed = False
+        verbose_name = "connection"
+        verbose_name_plural = "connections"
+        default_permissions = ("view",)
+        permissions = [
+            ("disconnect_connection", "Can disconnect live connections"),
+            ("message_connection", "Can send system messages to live connections"),
+        ]
+
+    def __str__(self) -> str:
+        if self.name:
+            return f"{self.name} ({self.connection_id}) in {self.room}"
+        return self.connection_id
