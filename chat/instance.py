@@ -109,13 +109,11 @@ class ServerInstance:
         now = time.monotonic()
         touches = []
         for socket in list(self.sockets.values()):
-            if socket.active_at and socket.last_active > socket.recorded_at:
-                if now - socket.recorded_at >= protocol.LAST_ACTIVE_INTERVAL:
-                    socket.recorded_at = now
-                    moment = protocol.iso_timestamp(datetime.fromtimestamp(socket.active_at, UTC))
-                    touches.append(
-                        services.connection_touch(connection_id=socket.connection.connection_id, moment=moment)
-                    )
+            recent = socket.active_at and socket.last_active > socket.recorded_at
+            if recent and now - socket.recorded_at >= protocol.LAST_ACTIVE_INTERVAL:
+                socket.recorded_at = now
+                moment = protocol.iso_timestamp(datetime.fromtimestamp(socket.active_at, UTC))
+                touches.append(services.connection_touch(connection_id=socket.connection.connection_id, moment=moment))
             if now - socket.opened >= self.max_duration:
                 self.detach(socket.connection.connection_id)
                 minutes = self.max_duration / 60
