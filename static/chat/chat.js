@@ -527,6 +527,7 @@
       if (Array.isArray(frame.history)) {
         for (const message of frame.history) addMessage(message, { announceIt: false });
       }
+      clearError();
       if (back) addEvent("You are back online.");
       setStatus("online", "Online", { say: back ? "Back online." : null });
     },
