@@ -54,7 +54,7 @@ def test_the_page_follows_the_system_theme_on_phone_and_desktop(open_chat, tmp_p
                 viewer.page.evaluate("getComputedStyle(document.body).backgroundColor")
             )
             path = folder / f"{shot}-{scheme}.png"
-            viewer.page.screenshot(path=str(path))
+            viewer.page.screenshot(path=str(path), animations="disabled")
             assert path.stat().st_size > 10_000
     for shot in ("desktop", "phone"):
         assert backgrounds[shot, "light"] > 0.9 and backgrounds[shot, "dark"] < 0.15
