@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test setup lint bench
+.PHONY: run test setup lint bench screenshots
 
 run: setup
 	bin/install-system-packages run
@@ -29,3 +29,8 @@ node_modules/.installed: package.json package-lock.json
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The README's pictures of the chat page (phone and desktop, light and dark).
+screenshots: setup
+	bin/install-system-packages test
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/browser/test_screenshots.py
