@@ -1,4 +1,4 @@
-"""DynamoDB unreachable at connect: the socket is refused cleanly and the server keeps serving."""
+"""DynamoDB stopped: new sockets are refused with a logged reason, live ones chat on, and it all comes back."""
 
 import asyncio
 import json
@@ -16,36 +16,37 @@ from .support.dynamodb_local import DynamoDBLocal
 from .support.processes import ROOT
 
 
-async def test_new_connections_are_closed_with_1011_while_live_ones_keep_chatting(start_server, server_env, room):
-    dynamodb = DynamoDBLocal().start()
+async def test_new_connections_are_refused_while_live_ones_chat_and_work_again_after(
+    start_server, server_env, room, tmp_path
+):
+    dynamodb = DynamoDBLocal(db_path=str(tmp_path)).start()
     try:
         env = {**server_env, "DYNAMODB_ENDPOINT_URL": dynamodb.endpoint}
-        subprocess.run(
-            [sys.executable, "manage.py", "ensure_tables"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            timeout=120,
-            capture_output=True,
-        )
+        ensure = [sys.executable, "manage.py", "ensure_tables"]
+        subprocess.run(ensure, cwd=ROOT, env=env, check=True, timeout=120, capture_output=True)
         server = start_server(DYNAMODB_ENDPOINT_URL=dynamodb.endpoint)
         ann = await ChatClient.join(server.ws_url, room, "Ann")
-    finally:
         dynamodb.stop()
 
-    async with connect(f"{server.ws_url}/ws/chat/{room}/?name=Bob", open_timeout=WAIT) as bob:
-        notice = json.loads(await asyncio.wait_for(bob.recv(), WAIT))
-        assert notice["type"] == protocol.ERROR and notice["code"] == protocol.SERVER_UNAVAILABLE
-        with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(bob.recv(), WAIT)
-        assert closed.value.rcvd.code == protocol.CLOSE_SERVER_ERROR
+        async with connect(f"{server.ws_url}/ws/chat/{room}/?name=Bob", open_timeout=WAIT) as bob:
+            notice = json.loads(await asyncio.wait_for(bob.recv(), WAIT))
+            assert notice["type"] == protocol.ERROR and notice["code"] == protocol.SERVER_UNAVAILABLE
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(bob.recv(), WAIT)
+            assert closed.value.rcvd.code == protocol.CLOSE_SERVER_ERROR
 
-    lines = [line for line in server.output().splitlines() if "connection refused" in line]
-    assert len(lines) == 1 and dynamodb.endpoint in lines[0], server.output()[-3000:]
+        lines = [line for line in server.output().splitlines() if "connection refused" in line]
+        assert len(lines) == 1 and dynamodb.endpoint in lines[0], server.output()[-3000:]
 
-    await ann.say("still chatting")
-    frame = await ann.receive_until(lambda f: f["type"] == protocol.MESSAGE)
-    assert frame["message"] == "still chatting"
-    status, _ = server.get("/")
-    assert status == 200
-    await ann.close()
+        await ann.say("still chatting")
+        frame = await ann.receive_until(lambda f: f["type"] == protocol.MESSAGE)
+        assert frame["message"] == "still chatting"
+        status, _ = server.get("/")
+        assert status == 200
+
+        dynamodb.start()  # the same port, the same tables; daphne is not restarted
+        bob = await ChatClient.join(server.ws_url, room, "Bob")
+        assert {m["name"] for m in bob.welcome["members"]} == {"Ann", "Bob"}
+        await asyncio.gather(ann.close(), bob.close())
+    finally:
+        dynamodb.stop()

@@ -9,12 +9,17 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
 
 class DynamoDBLocal:
-    def __init__(self, port: int | None = None) -> None:
+    """
+    DynamoDB Local on a free port: in memory, or keeping its tables in
+    ``db_path`` so that they survive a stop and a start on the same port.
+    """
+
+    def __init__(self, port: int | None = None, db_path: str | None = None) -> None:
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.process = ManagedProcess(
-            "dynamodb-local", [str(ROOT / "bin" / "dynamodb-local"), "-inMemory", "-port", str(self.port)]
-        )
+        storage = ["-sharedDb", "-dbPath", db_path] if db_path else ["-inMemory"]
+        self.argv = [str(ROOT / "bin" / "dynamodb-local"), *storage, "-port", str(self.port)]
+        self.process = ManagedProcess("dynamodb-local", self.argv)
 
     def client(self):
         return boto3.client(
@@ -27,6 +32,8 @@ class DynamoDBLocal:
         )
 
     def start(self, timeout: float = 60) -> "DynamoDBLocal":
+        if self.process.process is not None:  # started before: a new process on the same port
+            self.process = ManagedProcess("dynamodb-local", self.argv)
         self.process.start()
         client = self.client()
         self.process.wait_ready(lambda: client.list_tables(Limit=1) is not None, timeout=timeout)

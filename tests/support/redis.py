@@ -5,7 +5,7 @@ import subprocess
 
 import redis
 
-from .processes import wait_until
+from .processes import ManagedProcess, free_port, wait_until
 
 URL = "redis://127.0.0.1:6379/0"
 START = [
@@ -42,3 +42,28 @@ def ensure_redis(timeout: float = 20) -> str:
     subprocess.run(START, check=True, timeout=timeout)
     wait_until(ping, timeout=timeout, what="redis-server at 127.0.0.1:6379")
     return URL
+
+
+class RedisServer:
+    """A Redis of a test's own on a free port, for tests that stop and restart it."""
+
+    def __init__(self) -> None:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is missing: apt-get install -y redis-server")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: ManagedProcess | None = None
+
+    def start(self, timeout: float = 20) -> "RedisServer":
+        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        self.process = ManagedProcess("redis", argv).start()
+        client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
+        self.process.wait_ready(client.ping, timeout=timeout)
+        return self
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
