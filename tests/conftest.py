@@ -5,6 +5,7 @@ processes on free ports, each with a bounded wait until it answers.
 
 import asyncio
 import os
+import subprocess
 import uuid
 
 import pytest
@@ -12,11 +13,19 @@ from django.test import override_settings
 
 from chat.stores import get_connection_store
 
+from .support import aws_recorder
 from .support.daphne import DaphneServer
 from .support.dynamodb_local import CREDENTIALS, DynamoDBLocal
+from .support.processes import ROOT
+from .support.recorded import python_argv
 from .support.redis import ensure_redis
 
+# Every process records its AWS operations; tests/test_iam.py audits them last.
+pytest_plugins = ["tests.support.aws_audit"]
+
 os.environ.update(CREDENTIALS)
+
+TEST_SECRET_KEY = "test-secret-key-not-for-deployment-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +46,27 @@ def redis_prefix() -> str:
     return f"t{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory) -> str:
+    """Static files collected once, as a deployment does before serving with DEBUG off."""
+    root = tmp_path_factory.mktemp("staticfiles")
+    env = {
+        **os.environ,
+        **CREDENTIALS,
+        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+        "DJANGO_SECRET_KEY": TEST_SECRET_KEY,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_STATIC_ROOT": str(root),
+        "AWS_STORAGE_BUCKET_NAME": "",
+    }
+    argv = python_argv("manage.py", "collectstatic", "--noinput", "-v", "0")
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"collectstatic failed:\n{done.stdout}{done.stderr}"
+    return str(root)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def chat_settings(dynamodb_local, redis_url, redis_prefix, django_db_blocker):
+def chat_settings(dynamodb_local, redis_url, redis_prefix, static_root, django_db_blocker):
     """Point the in-process app at DynamoDB Local and Redis, and create the tables."""
     from django.conf import settings
 
@@ -51,7 +79,10 @@ def chat_settings(dynamodb_local, redis_url, redis_prefix, django_db_blocker):
         }
     }
     override = override_settings(
-        CHAT_CONNECTION_STORE=store, CHANNEL_LAYERS=layers, DYNAMODB_ENDPOINT_URL=dynamodb_local.endpoint
+        CHAT_CONNECTION_STORE=store,
+        CHANNEL_LAYERS=layers,
+        DYNAMODB_ENDPOINT_URL=dynamodb_local.endpoint,
+        STATIC_ROOT=static_root,
     )
     override.enable()
     asyncio.run(get_connection_store().ensure_tables())
@@ -60,13 +91,18 @@ def chat_settings(dynamodb_local, redis_url, redis_prefix, django_db_blocker):
 
 
 @pytest.fixture(scope="session")
-def server_env(dynamodb_local, redis_url, redis_prefix) -> dict[str, str]:
+def server_env(dynamodb_local, redis_url, redis_prefix, static_root) -> dict[str, str]:
     """The environment a daphne process of this run starts with."""
     return {
         **CREDENTIALS,
+        **aws_recorder.environment(),
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-        "DJANGO_SECRET_KEY": "test-secret-key-not-for-deployment-0123456789abcdef",
+        "DJANGO_SECRET_KEY": TEST_SECRET_KEY,
         "DJANGO_DEBUG": "0",
+        # Plain http on 127.0.0.1: no https redirect, no secure-only cookies.
+        "DJANGO_SECURE": "0",
+        "DJANGO_STATIC_ROOT": static_root,
+        "AWS_STORAGE_BUCKET_NAME": "",
         "DYNAMODB_ENDPOINT_URL": dynamodb_local.endpoint,
         "REDIS_URL": redis_url,
         "CHAT_REDIS_PREFIX": redis_prefix,

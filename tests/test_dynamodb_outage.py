@@ -2,7 +2,6 @@
 
 import asyncio
 import subprocess
-import sys
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -12,6 +11,7 @@ from chat import protocol
 from .support.clients import WAIT, ChatClient
 from .support.dynamodb_local import DynamoDBLocal
 from .support.processes import ROOT
+from .support.recorded import python_argv
 
 
 async def test_new_connections_are_closed_with_1011_while_live_ones_keep_chatting(start_server, server_env, room):
@@ -19,7 +19,7 @@ async def test_new_connections_are_closed_with_1011_while_live_ones_keep_chattin
     try:
         env = {**server_env, "DYNAMODB_ENDPOINT_URL": dynamodb.endpoint}
         subprocess.run(
-            [sys.executable, "manage.py", "ensure_tables"],
+            python_argv("manage.py", "ensure_tables"),
             cwd=ROOT,
             env=env,
             check=True,
