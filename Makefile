@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test setup lint bench
+.PHONY: run test setup lint bench docs iam
 
 run: setup
 	bin/install-system-packages run
@@ -29,3 +29,13 @@ node_modules/.installed: package.json package-lock.json
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The architecture diagram from its source, and deploy/iam/ from chat/iam.py.
+docs: iam
+	dot -Tsvg docs/architecture.dot -o docs/architecture.svg
+
+iam:
+	for policy in application table-setup static-deploy; do \
+	  env -u AWS_REGION -u AWS_STORAGE_BUCKET_NAME -u AWS_LOCATION -u CHAT_CONNECTIONS_TABLE \
+	    DJANGO_DEBUG=1 $(PY) manage.py iam_policy $$policy > deploy/iam/$$policy.json; \
+	done
