@@ -30,12 +30,12 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The architecture diagram from its source, and deploy/iam/ from chat/iam.py.
+# The architecture diagram from its source, and deploy/iam/ from chat/iam.py
+# for the default names (a clean environment).
 docs: iam
 	dot -Tsvg docs/architecture.dot -o docs/architecture.svg
 
 iam:
 	for policy in application table-setup static-deploy; do \
-	  env -u AWS_REGION -u AWS_STORAGE_BUCKET_NAME -u AWS_LOCATION -u CHAT_CONNECTIONS_TABLE \
-	    DJANGO_DEBUG=1 $(PY) manage.py iam_policy $$policy > deploy/iam/$$policy.json; \
+	  env -i PATH="$$PATH" DJANGO_DEBUG=1 $(PY) manage.py iam_policy $$policy > deploy/iam/$$policy.json; \
 	done

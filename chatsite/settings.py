@@ -136,37 +136,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Where `manage.py collectstatic` gathers static files when the app serves them itself.
 STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 
-# --- Static files on S3 ------------------------------------------------------
-
-# The S3 bucket for static files (django-storages' setting). Unset: the app
-# serves them itself with WhiteNoise. Either way file names carry a content
-# hash and are cached for a year; `manage.py collectstatic` must run first.
-AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME")
-# S3 endpoint, e.g. a local S3 server; unset is AWS.
-AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL")
-# Region of the bucket.
-AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", env("AWS_REGION", "us-east-1"))
-# Host name pages load static files from, e.g. the CloudFront distribution's.
-AWS_S3_CUSTOM_DOMAIN = env("AWS_S3_CUSTOM_DOMAIN")
-# Key prefix of the static files inside the bucket.
-AWS_LOCATION = env("AWS_LOCATION", "static")
-# Hashed names never change content, so browsers and CloudFront keep them a year.
-AWS_S3_OBJECT_PARAMETERS = {"CacheControl": "public, max-age=31536000, immutable"}
-AWS_QUERYSTRING_AUTH = False  # plain, cacheable URLs
-AWS_DEFAULT_ACL = None  # the bucket stays private; CloudFront reads it
-AWS_S3_FILE_OVERWRITE = True
-
-if AWS_STORAGE_BUCKET_NAME:
-    _static_backend = "storages.backends.s3.S3ManifestStaticStorage"
-    MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
-else:
-    _static_backend = "whitenoise.storage.CompressedManifestStaticFilesStorage"
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": _static_backend},
-}
-
-# --- HTTPS behind a load balancer -----------------------------------------------
+# --- HTTPS behind a load balancer --------------------------------------------
 
 # Production transport security: secure cookies, HSTS, redirect to https, and
 # trust in the proxy's X-Forwarded-Proto. On unless DEBUG; set 0 only for
@@ -247,6 +217,36 @@ CHAT_CONNECTION_TTL = env_int("CHAT_CONNECTION_TTL", 3 * 60 * 60)
 
 # Names this server process in the registry, so a connection's holder is known.
 CHAT_INSTANCE_ID = env("CHAT_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+# --- Static files on S3 ------------------------------------------------------
+
+# The S3 bucket for static files (django-storages' setting). Unset: the app
+# serves them itself with WhiteNoise. Either way file names carry a content
+# hash and are cached for a year; `manage.py collectstatic` must run first.
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME")
+# S3 endpoint, e.g. a local S3 server; unset is AWS.
+AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL")
+# Region of the bucket.
+AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", AWS_REGION)
+# Host name pages load static files from, e.g. the CloudFront distribution's.
+AWS_S3_CUSTOM_DOMAIN = env("AWS_S3_CUSTOM_DOMAIN")
+# Key prefix of the static files inside the bucket.
+AWS_LOCATION = env("AWS_LOCATION", "static")
+# Hashed names never change content, so browsers and CloudFront keep them a year.
+AWS_S3_OBJECT_PARAMETERS = {"CacheControl": "public, max-age=31536000, immutable"}
+AWS_QUERYSTRING_AUTH = False  # plain, cacheable URLs
+AWS_DEFAULT_ACL = None  # the bucket stays private; CloudFront reads it
+AWS_S3_FILE_OVERWRITE = True
+
+if AWS_STORAGE_BUCKET_NAME:
+    _static_backend = "storages.backends.s3.S3ManifestStaticStorage"
+    MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
+else:
+    _static_backend = "whitenoise.storage.CompressedManifestStaticFilesStorage"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": _static_backend},
+}
 
 # --- Logging -----------------------------------------------------------------
 

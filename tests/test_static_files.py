@@ -67,7 +67,8 @@ def test_collectstatic_puts_every_file_in_the_bucket_under_its_hashed_name(s3, c
 
 
 def static_urls(html: str) -> list[str]:
-    return re.findall(r'(?:href|src)="([^"]+\.(?:css|js|svg|png|ico|woff2?))"', html)
+    """Every static file a page links or loads (their URLs all have a /static/ part)."""
+    return re.findall(r'(?:href|src)="([^"]*/static/[^"]*)"', html)
 
 
 def test_pages_load_static_files_from_the_bucket(s3, collected, start_server):
@@ -110,3 +111,13 @@ def test_without_a_bucket_the_server_serves_hashed_files_for_a_year(server):
         assert response.headers["Content-Type"].startswith("text/css")
         assert "max-age=315360000" in response.headers["Cache-Control"]
         assert "immutable" in response.headers["Cache-Control"]
+
+
+def test_with_debug_on_static_files_are_served_without_collectstatic(start_server, tmp_path):
+    server = start_server(DJANGO_DEBUG="1", DJANGO_STATIC_ROOT=str(tmp_path / "never-collected"))
+    status, body = server.get("/admin/login/")
+    assert status == 200, server.output()[-3000:]
+    urls = static_urls(body.decode())
+    assert "/static/admin/css/base.css" in urls
+    status, css = server.get("/static/admin/css/base.css")
+    assert status == 200 and b"body" in css
