@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test setup lint bench screenshots
+.PHONY: run test setup lint bench screenshots docs iam
 
 run: setup
 	bin/install-system-packages run
@@ -34,3 +34,13 @@ lint: setup
 screenshots: setup
 	bin/install-system-packages test
 	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/browser/test_screenshots.py
+
+# The architecture diagram from its source, and deploy/iam/ from chat/iam.py
+# for the default names (a clean environment).
+docs: iam
+	dot -Tsvg docs/architecture.dot -o docs/architecture.svg
+
+iam:
+	for policy in application table-setup static-deploy; do \
+	  env -i PATH="$$PATH" DJANGO_DEBUG=1 $(PY) manage.py iam_policy $$policy > deploy/iam/$$policy.json; \
+	done

@@ -79,6 +79,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: load balancers call /healthz by IP address, before any host check.
+    "chat.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -120,6 +122,10 @@ def _database(url: str) -> dict:
 
 
 DATABASES = {"default": _database(DATABASE_URL)}
+# The database password, when it comes apart from DATABASE_URL (from a secrets store).
+DATABASE_PASSWORD = env("DATABASE_PASSWORD")
+if DATABASE_PASSWORD:
+    DATABASES["default"]["PASSWORD"] = DATABASE_PASSWORD
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -129,9 +135,32 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
-# The app serves its own static files (WhiteNoise), straight from static/.
-WHITENOISE_USE_FINDERS = True
+# Where `manage.py collectstatic` gathers static files when the app serves them itself.
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+
+# --- HTTPS behind a load balancer --------------------------------------------
+
+# Production transport security: secure cookies, HSTS, redirect to https, and
+# trust in the proxy's X-Forwarded-Proto. On unless DEBUG; set 0 only for
+# plain-http runs on 127.0.0.1 (the tests do).
+DJANGO_SECURE = env_bool("DJANGO_SECURE", not DEBUG)
+
+# How long browsers remember to use https only (seconds), with subdomains.
+DJANGO_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
+
+# Ask to be listed in browsers' HSTS preload lists; 0 if the domain must keep http somewhere.
+DJANGO_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+
+if DJANGO_SECURE:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    # The load balancer (ALB, or nginx on Elastic Beanstalk) terminates TLS and
+    # sets this header; the app is only reachable through it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = DJANGO_HSTS_SECONDS
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = DJANGO_HSTS_PRELOAD
 
 # --- Content Security Policy ---------------------------------------------------
 
@@ -260,12 +289,39 @@ CHAT_CONNECTION_TTL = env_int("CHAT_CONNECTION_TTL", 3 * 60 * 60)
 # Names this server process in the registry, so a connection's holder is known.
 CHAT_INSTANCE_ID = env("CHAT_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
-# Largest text frame, in bytes (UTF-8): a longer @connections POST body gets 413.
-CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 32768)
-
 # Bearer token for the @connections management API; unset turns token access off
 # (staff sessions still work).
 CHAT_MANAGEMENT_TOKEN = env("CHAT_MANAGEMENT_TOKEN")
+
+# --- Static files on S3 ------------------------------------------------------
+
+# The S3 bucket for static files (django-storages' setting). Unset: the app
+# serves them itself with WhiteNoise. Either way file names carry a content
+# hash and are cached for a year; `manage.py collectstatic` must run first.
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME")
+# S3 endpoint, e.g. a local S3 server; unset is AWS.
+AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL")
+# Region of the bucket.
+AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", AWS_REGION)
+# Host name pages load static files from, e.g. the CloudFront distribution's.
+AWS_S3_CUSTOM_DOMAIN = env("AWS_S3_CUSTOM_DOMAIN")
+# Key prefix of the static files inside the bucket.
+AWS_LOCATION = env("AWS_LOCATION", "static")
+# Hashed names never change content, so browsers and CloudFront keep them a year.
+AWS_S3_OBJECT_PARAMETERS = {"CacheControl": "public, max-age=31536000, immutable"}
+AWS_QUERYSTRING_AUTH = False  # plain, cacheable URLs
+AWS_DEFAULT_ACL = None  # the bucket stays private; CloudFront reads it
+AWS_S3_FILE_OVERWRITE = True
+
+if AWS_STORAGE_BUCKET_NAME:
+    _static_backend = "storages.backends.s3.S3ManifestStaticStorage"
+    MIDDLEWARE.remove("whitenoise.middleware.WhiteNoiseMiddleware")
+else:
+    _static_backend = "whitenoise.storage.CompressedManifestStaticFilesStorage"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": _static_backend},
+}
 
 # --- Logging -----------------------------------------------------------------
 

@@ -5,19 +5,25 @@ processes on free ports, each with a bounded wait until it answers.
 
 import os
 import subprocess
-import sys
 import uuid
 
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
+from .support import aws_recorder
 from .support.daphne import DaphneServer
 from .support.dynamodb_local import CREDENTIALS, DynamoDBLocal
 from .support.processes import ROOT
+from .support.recorded import python_argv
 from .support.redis import ensure_redis
 
+# Every process records its AWS operations; tests/test_iam.py audits them last.
+pytest_plugins = ["tests.support.aws_audit"]
+
 os.environ.update(CREDENTIALS)
+
+TEST_SECRET_KEY = "test-secret-key-not-for-deployment-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +44,27 @@ def redis_prefix() -> str:
     return f"t{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory) -> str:
+    """Static files collected once, as a deployment does before serving with DEBUG off."""
+    root = tmp_path_factory.mktemp("staticfiles")
+    env = {
+        **os.environ,
+        **CREDENTIALS,
+        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+        "DJANGO_SECRET_KEY": TEST_SECRET_KEY,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_STATIC_ROOT": str(root),
+        "AWS_STORAGE_BUCKET_NAME": "",
+    }
+    argv = python_argv("manage.py", "collectstatic", "--noinput", "-v", "0")
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"collectstatic failed:\n{done.stdout}{done.stderr}"
+    return str(root)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def chat_settings(dynamodb_local, redis_url, redis_prefix, django_db_blocker):
+def chat_settings(dynamodb_local, redis_url, redis_prefix, static_root, django_db_blocker):
     """Point the in-process app at DynamoDB Local and Redis, and create the tables."""
     from django.conf import settings
 
@@ -57,6 +82,7 @@ def chat_settings(dynamodb_local, redis_url, redis_prefix, django_db_blocker):
         CHAT_MESSAGE_STORE=local(settings.CHAT_MESSAGE_STORE),
         CHANNEL_LAYERS=layers,
         DYNAMODB_ENDPOINT_URL=dynamodb_local.endpoint,
+        STATIC_ROOT=static_root,
     )
     override.enable()
     call_command("ensure_tables")
@@ -70,20 +96,25 @@ def server_database(tmp_path_factory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'chat.sqlite3'}"
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120
+        python_argv("manage.py", "migrate", "--noinput", "-v", "0"), cwd=ROOT, env=env, check=True, timeout=120
     )
     return url
 
 
 @pytest.fixture(scope="session")
-def server_env(dynamodb_local, redis_url, redis_prefix, server_database) -> dict[str, str]:
+def server_env(dynamodb_local, redis_url, redis_prefix, static_root, server_database) -> dict[str, str]:
     """The environment a daphne process of this run starts with."""
     return {
         "DATABASE_URL": server_database,
         **CREDENTIALS,
+        **aws_recorder.environment(),
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-        "DJANGO_SECRET_KEY": "test-secret-key-not-for-deployment-0123456789abcdef",
+        "DJANGO_SECRET_KEY": TEST_SECRET_KEY,
         "DJANGO_DEBUG": "0",
+        # Plain http on 127.0.0.1: no https redirect, no secure-only cookies.
+        "DJANGO_SECURE": "0",
+        "DJANGO_STATIC_ROOT": static_root,
+        "AWS_STORAGE_BUCKET_NAME": "",
         "DYNAMODB_ENDPOINT_URL": dynamodb_local.endpoint,
         "REDIS_URL": redis_url,
         "CHAT_REDIS_PREFIX": redis_prefix,

@@ -3,7 +3,6 @@
 import asyncio
 import json
 import subprocess
-import sys
 
 import pytest
 from websockets.asyncio.client import connect
@@ -14,6 +13,7 @@ from chat import protocol
 from .support.clients import WAIT, ChatClient
 from .support.dynamodb_local import DynamoDBLocal
 from .support.processes import ROOT
+from .support.recorded import python_argv
 
 
 async def test_new_connections_are_refused_while_live_ones_chat_and_work_again_after(
@@ -22,7 +22,7 @@ async def test_new_connections_are_refused_while_live_ones_chat_and_work_again_a
     dynamodb = DynamoDBLocal(db_path=str(tmp_path)).start()
     try:
         env = {**server_env, "DYNAMODB_ENDPOINT_URL": dynamodb.endpoint}
-        ensure = [sys.executable, "manage.py", "ensure_tables"]
+        ensure = python_argv("manage.py", "ensure_tables")
         subprocess.run(ensure, cwd=ROOT, env=env, check=True, timeout=120, capture_output=True)
         server = start_server(DYNAMODB_ENDPOINT_URL=dynamodb.endpoint)
         ann = await ChatClient.join(server.ws_url, room, "Ann")

@@ -1,10 +1,29 @@
 """The chat server as users run it: a daphne process on a free port."""
 
 import os
-import sys
+import shlex
 import urllib.request
 
-from .processes import ManagedProcess, free_port, port_open
+from .processes import ROOT, ManagedProcess, free_port, port_open
+from .recorded import python_argv
+
+
+def procfile_command() -> list[str]:
+    """The ``web`` command of the Procfile: how Elastic Beanstalk, the container and these tests serve the chat."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        kind, _, command = line.partition(":")
+        if kind.strip() == "web":
+            return shlex.split(command)
+    raise RuntimeError("the Procfile has no web command")
+
+
+def serve_argv(port: int, host: str = "127.0.0.1") -> list[str]:
+    """The Procfile's daphne command, bound to ``host:port``, run by this Python with AWS calls recorded."""
+    argv = procfile_command()
+    assert argv[0] == "daphne", argv
+    for flag, value in (("-b", host), ("-p", str(port))):
+        argv[argv.index(flag) + 1] = value
+    return python_argv("-m", *argv)
 
 
 class DaphneServer:
@@ -17,8 +36,7 @@ class DaphneServer:
         self.process = self._process()
 
     def _process(self) -> ManagedProcess:
-        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatsite.asgi:application"]
-        return ManagedProcess(self.name, argv, env=self.env)
+        return ManagedProcess(self.name, serve_argv(self.port), env=self.env)
 
     def start(self, timeout: float = 30) -> "DaphneServer":
         self.process.start()

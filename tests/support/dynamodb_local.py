@@ -3,6 +3,7 @@
 import boto3
 from botocore.config import Config
 
+from .aws_recorder import unrecorded
 from .processes import ROOT, ManagedProcess, free_port
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
@@ -22,14 +23,16 @@ class DynamoDBLocal:
         self.process = ManagedProcess("dynamodb-local", self.argv)
 
     def client(self):
-        return boto3.client(
-            "dynamodb",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-            config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5),
-        )
+        """A client for the test's own looks at the tables (not recorded as the application's)."""
+        with unrecorded():
+            return boto3.client(
+                "dynamodb",
+                endpoint_url=self.endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="local",
+                aws_secret_access_key="local",
+                config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5),
+            )
 
     def start(self, timeout: float = 60) -> "DynamoDBLocal":
         if self.process.process is not None:  # started before: a new process on the same port

@@ -1,0 +1,119 @@
+"""
+The IAM policies the chat needs, generated from one table of grants.
+
+Each ``Grant`` says which policy allows which action on which resource, and
+why; adding an action the code starts calling is one more line in
+``GRANTS`` (a new table is one more line in ``TABLES``). ``manage.py
+iam_policy`` prints a document for the configured names; ``deploy/iam/``
+holds what it prints for the default names, and the test suite checks both
+that they match and that every AWS operation it performs is allowed by them
+and every grant was used.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.staticfiles.storage import ManifestFilesMixin
+
+APPLICATION = "application"
+TABLE_SETUP = "table-setup"
+STATIC_DEPLOY = "static-deploy"
+
+# Policy name -> who holds it.
+POLICIES = {
+    APPLICATION: "the running server: the ECS task role, or the Elastic Beanstalk instance profile",
+    TABLE_SETUP: "whoever runs `manage.py ensure_tables` once (not needed where CloudFormation makes the tables)",
+    STATIC_DEPLOY: "whoever runs `manage.py collectstatic` to push static files to S3",
+}
+
+# Logical table name -> the setting that holds its DynamoDB table name.
+TABLES = {"connections": "CHAT_CONNECTIONS_TABLE"}
+
+# The bucket named in policies printed while AWS_STORAGE_BUCKET_NAME is unset.
+EXAMPLE_BUCKET = "chat-static"
+
+
+@dataclass(frozen=True)
+class Grant:
+    policy: str
+    action: str
+    # "table:<logical name>", "indexes:<logical name>", "bucket", "objects" or "manifest".
+    resource: str
+    why: str
+
+
+GRANTS = (
+    # The running server.
+    Grant(APPLICATION, "dynamodb:PutItem", "table:connections", "$connect records the connection (a conditional put)"),
+    Grant(APPLICATION, "dynamodb:DeleteItem", "table:connections", "$disconnect forgets it, reading back what it was"),
+    Grant(APPLICATION, "dynamodb:GetItem", "table:connections", "looks a connection up; /healthz's ping"),
+    Grant(APPLICATION, "dynamodb:Query", "indexes:connections", "lists a room's members through room-index"),
+    Grant(APPLICATION, "dynamodb:Scan", "table:connections", "lists every live connection for operators"),
+    Grant(APPLICATION, "s3:GetObject", "manifest", "reads the static manifest to name hashed files (S3 only)"),
+    # Creating the tables.
+    Grant(TABLE_SETUP, "dynamodb:DescribeTable", "table:connections", "finds whether the table exists and is active"),
+    Grant(TABLE_SETUP, "dynamodb:CreateTable", "table:connections", "creates the table and its indexes if missing"),
+    Grant(TABLE_SETUP, "dynamodb:DescribeTimeToLive", "table:connections", "finds whether TTL is on"),
+    Grant(TABLE_SETUP, "dynamodb:UpdateTimeToLive", "table:connections", "turns TTL on for expiresAt"),
+    # Pushing static files.
+    Grant(STATIC_DEPLOY, "s3:PutObject", "objects", "uploads each file under its hashed name, and the manifest"),
+    Grant(STATIC_DEPLOY, "s3:GetObject", "objects", "reads files back to hash them, and the previous manifest"),
+    Grant(STATIC_DEPLOY, "s3:DeleteObject", "objects", "replaces a stylesheet or the manifest rewritten in place"),
+    Grant(STATIC_DEPLOY, "s3:ListBucket", "bucket", "lets a missing file answer 404, not 403, so it is uploaded"),
+)
+
+
+@dataclass(frozen=True)
+class Names:
+    """What policies name: the region and account of the tables, the table names, the bucket and its prefix."""
+
+    region: str
+    account: str
+    tables: dict[str, str]
+    bucket: str
+    location: str
+
+    @classmethod
+    def from_settings(cls, account: str = "*") -> "Names":
+        return cls(
+            region=settings.AWS_REGION,
+            account=account,
+            tables={key: getattr(settings, setting) for key, setting in TABLES.items()},
+            bucket=settings.AWS_STORAGE_BUCKET_NAME or EXAMPLE_BUCKET,
+            location=settings.AWS_LOCATION,
+        )
+
+    def arns(self) -> dict[str, str]:
+        """Resource key of ``Grant.resource`` -> ARN."""
+        arns = {}
+        for key, name in self.tables.items():
+            table = f"arn:aws:dynamodb:{self.region}:{self.account}:table/{name}"
+            arns[f"table:{key}"] = table
+            arns[f"indexes:{key}"] = f"{table}/index/*"
+        prefix = f"{self.location.strip('/')}/" if self.location.strip("/") else ""
+        arns["bucket"] = f"arn:aws:s3:::{self.bucket}"
+        arns["objects"] = f"arn:aws:s3:::{self.bucket}/{prefix}*"
+        arns["manifest"] = f"arn:aws:s3:::{self.bucket}/{prefix}{ManifestFilesMixin.manifest_name}"
+        return arns
+
+
+def _sid(resource: str) -> str:
+    return "".join(part.capitalize() for part in resource.replace(":", "-").split("-"))
+
+
+def policy_document(policy: str, names: Names) -> dict:
+    """The IAM policy document of ``policy``: one statement per resource, its actions sorted."""
+    if policy not in POLICIES:
+        raise ValueError(f"no policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    arns = names.arns()
+    actions: dict[str, set[str]] = {}
+    for grant in GRANTS:
+        if grant.policy == policy:
+            actions.setdefault(grant.resource, set()).add(grant.action)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": _sid(resource), "Effect": "Allow", "Action": sorted(granted), "Resource": arns[resource]}
+            for resource, granted in actions.items()
+        ],
+    }

@@ -1,0 +1,121 @@
+"""
+Records which AWS operations a process performs, on what, so the test run can
+prove the IAM policies in ``deploy/iam/`` grant exactly what the code uses.
+
+``install()`` registers a ``before-parameter-build`` handler on every botocore
+client the process creates from then on. The handler only writes one JSON
+line per distinct (operation, table/bucket/key) to a file of this process in
+the run's record directory; it changes nothing about the call. Child
+processes record too when they start through ``tests.support.recorded`` with
+the directory in their environment (``environment()``).
+
+Clients the tests build to look at DynamoDB Local or S3 themselves are made
+inside ``unrecorded()``: they are the test's eyes, not the application.
+"""
+
+import contextlib
+import functools
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import botocore.session
+
+ENV = "TEST_AWS_RECORD_DIR"
+# Request parameters that name what an operation acts on.
+RESOURCE_PARAMS = ("TableName", "IndexName", "Bucket", "Key", "Prefix")
+
+_lock = threading.Lock()
+_local = threading.local()
+_state: dict = {}
+
+
+def environment() -> dict[str, str]:
+    """What a child process needs in its environment to record too."""
+    directory = os.environ.get(ENV)
+    return {ENV: directory} if directory else {}
+
+
+def install(directory: str | Path, label: str) -> None:
+    """Record this process's AWS operations under ``label`` (e.g. ``daphne``) into ``directory``."""
+    with _lock:
+        if _state:
+            return
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+        _state.update(
+            label=label,
+            path=Path(directory) / f"{os.getpid()}-{safe}.jsonl",
+            seen=set(),
+        )
+        original = botocore.session.Session.create_client
+
+        @functools.wraps(original)
+        def create_client(self, *args, **kwargs):
+            client = original(self, *args, **kwargs)
+            if not getattr(_local, "unrecorded", False):
+                region = client.meta.region_name
+                client.meta.events.register("before-parameter-build", functools.partial(_record, region=region))
+                client.meta.events.register("after-call", functools.partial(_record_not_found, region=region))
+            return client
+
+        botocore.session.Session.create_client = create_client
+
+
+def install_from_environment(label: str) -> None:
+    directory = os.environ.get(ENV)
+    if directory:
+        install(directory, label)
+
+
+@contextlib.contextmanager
+def unrecorded():
+    """Clients created inside this block (in this thread) are not recorded."""
+    previous = getattr(_local, "unrecorded", False)
+    _local.unrecorded = True
+    try:
+        yield
+    finally:
+        _local.unrecorded = previous
+
+
+def _record(params, model, context, region, **kwargs) -> None:
+    if context.get("is_presign_request"):
+        return  # building a URL (generate_presigned_url) calls nothing
+    resource = {name: params[name] for name in RESOURCE_PARAMS if isinstance(params.get(name), str)}
+    context["recorded_resource"] = resource
+    _write(model, region, resource)
+
+
+def _record_not_found(http_response, model, context, region, **kwargs) -> None:
+    # Whether a missing S3 key answers 404 or 403 depends on one more permission.
+    if http_response is not None and http_response.status_code == 404:
+        _write(model, region, {**context.get("recorded_resource", {}), "notFound": True})
+
+
+def _write(model, region, resource: dict) -> None:
+    record = {
+        "process": _state["label"],
+        "service": model.service_model.signing_name,
+        "operation": model.name,
+        "region": region,
+        **resource,
+    }
+    line = json.dumps(record, sort_keys=True)
+    with _lock:
+        if line in _state["seen"]:
+            return
+        _state["seen"].add(line)
+        with open(_state["path"], "a", encoding="utf-8") as out:
+            out.write(line + "\n")
+
+
+def read_records(directory: str | Path) -> list[dict]:
+    """Every distinct operation recorded in ``directory`` by any process."""
+    records = set()
+    for path in sorted(Path(directory).glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                records.add(line)
+    return [json.loads(line) for line in sorted(records)]

@@ -1,0 +1,212 @@
+"""
+What ships to AWS, checked as far as this machine allows: the CloudFormation
+template passes cfn-lint and matches the code, the ECS task definition is a
+valid RegisterTaskDefinition request, and every way of serving runs the
+Procfile's daphne command with health checks on /healthz.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import botocore.session
+import pytest
+import yaml
+from botocore.validate import validate_parameters
+from cfnlint.decode import cfn_yaml
+
+from chat import health
+from chat.iam import APPLICATION, STATIC_DEPLOY
+
+from .support.daphne import procfile_command, serve_argv
+from .support.processes import ROOT
+
+TEMPLATE = ROOT / "deploy" / "cloudformation" / "chat.yaml"
+TASK_DEFINITION = ROOT / "deploy" / "ecs" / "task-definition.json"
+EB_CONFIG = ROOT / ".ebextensions" / "01-chat.config"
+NGINX = ROOT / ".platform" / "nginx" / "conf.d"
+ALB_IDLE_TIMEOUT = 3600  # seconds a quiet WebSocket stays open through the load balancer
+
+# Template role -> the deploy/iam/ document it must match.
+TEMPLATE_ROLES = {"ApplicationRole": APPLICATION, "StaticDeployRole": STATIC_DEPLOY}
+# What the template's substitutions stand for in deploy/iam/'s default documents.
+DEFAULT_NAMES = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "*",
+    "ConnectionsTable": "ChatConnections",
+    "StaticBucket": "chat-static",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return cfn_yaml.loads(TEMPLATE.read_text())
+
+
+@pytest.fixture(scope="module")
+def task_definition() -> dict:
+    return json.loads(TASK_DEFINITION.read_text())
+
+
+def resources(template: dict, kind: str) -> dict:
+    return {name: r["Properties"] for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_the_cloudformation_template_passes_cfn_lint():
+    cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent)) or shutil.which("cfn-lint")
+    assert cfn_lint, "cfn-lint is missing: .venv/bin/pip install -r requirements-dev.txt"
+    done = subprocess.run([cfn_lint, str(TEMPLATE)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def substitute(value) -> str:
+    text = value["Fn::Sub"] if isinstance(value, dict) else value
+    return re.sub(r"\$\{([^}]+)\}", lambda m: DEFAULT_NAMES[m.group(1)], text)
+
+
+def test_the_template_roles_grant_exactly_the_statements_of_deploy_iam(template):
+    for role, policy in TEMPLATE_ROLES.items():
+        [inline] = template["Resources"][role]["Properties"]["Policies"]
+        statements = {
+            s["Sid"]: {"Effect": s["Effect"], "Action": sorted(s["Action"]), "Resource": substitute(s["Resource"])}
+            for s in inline["PolicyDocument"]["Statement"]
+        }
+        document = json.loads((ROOT / "deploy" / "iam" / f"{policy}.json").read_text())
+        expected = {s["Sid"]: {k: s[k] for k in ("Effect", "Action", "Resource")} for s in document["Statement"]}
+        assert statements == expected, role
+
+
+def test_the_template_makes_the_connections_table_as_ensure_tables_does(template, dynamodb_local):
+    made = dynamodb_local.client().describe_table(TableName="ChatConnections")["Table"]
+    table = template["Resources"]["ConnectionsTable"]["Properties"]
+    assert sorted(table["AttributeDefinitions"], key=str) == sorted(made["AttributeDefinitions"], key=str)
+    assert table["KeySchema"] == made["KeySchema"]
+    indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in made["GlobalSecondaryIndexes"]}
+    assert {i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in table["GlobalSecondaryIndexes"]} == indexes
+    ttl = dynamodb_local.client().describe_time_to_live(TableName="ChatConnections")["TimeToLiveDescription"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": ttl["AttributeName"], "Enabled": True}
+
+
+def test_every_table_is_on_demand_encrypted_recoverable_and_expires_items(template):
+    tables = resources(template, "AWS::DynamoDB::Table")
+    assert set(tables) == {"ConnectionsTable", "MessagesTable"}
+    for name, table in tables.items():
+        assert table["BillingMode"] == "PAY_PER_REQUEST", name
+        assert table["SSESpecification"] == {"SSEEnabled": True}, name
+        assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, name
+        assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}, name
+    assert tables["MessagesTable"]["KeySchema"] == [
+        {"AttributeName": "room", "KeyType": "HASH"},
+        {"AttributeName": "id", "KeyType": "RANGE"},
+    ]
+
+
+def test_the_static_bucket_is_private_and_read_only_by_cloudfront(template):
+    [bucket] = resources(template, "AWS::S3::Bucket").values()
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    [policy] = resources(template, "AWS::S3::BucketPolicy").values()
+    allows = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert [s["Principal"] for s in allows] == [{"Service": "cloudfront.amazonaws.com"}]
+    [distribution] = resources(template, "AWS::CloudFront::Distribution").values()
+    [origin] = distribution["DistributionConfig"]["Origins"]
+    assert "OriginAccessControlId" in origin
+
+
+def test_the_database_password_comes_from_secrets_manager(template):
+    [database] = resources(template, "AWS::RDS::DBInstance").values()
+    assert database["MasterUserPassword"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${DatabaseSecret}:SecretString:password}}"
+    }
+    assert template["Resources"]["DatabaseSecret"]["Properties"]["GenerateSecretString"]["GenerateStringKey"] == (
+        "password"
+    )
+    assert not [name for name in template["Parameters"] if "password" in name.lower()]
+    assert database["StorageEncrypted"] and not database["PubliclyAccessible"]
+
+
+def test_the_load_balancer_keeps_websockets_open_and_checks_healthz(template):
+    [balancer] = resources(template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    attributes = {a["Key"]: a["Value"] for a in balancer["LoadBalancerAttributes"]}
+    assert int(attributes["idle_timeout.timeout_seconds"]) == ALB_IDLE_TIMEOUT
+    [target_group] = resources(template, "AWS::ElasticLoadBalancingV2::TargetGroup").values()
+    assert target_group["HealthCheckPath"] == health.PATH
+    assert target_group["Port"] == int(procfile_command()[procfile_command().index("-p") + 1])
+
+
+def test_the_task_definition_is_a_valid_register_task_definition_request(task_definition):
+    model = botocore.session.get_session().get_service_model("ecs")
+    validate_parameters(task_definition, model.operation_model("RegisterTaskDefinition").input_shape)
+    assert task_definition["requiresCompatibilities"] == ["FARGATE"]
+
+
+def dockerfile_instruction(name: str) -> str:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    [line] = [line for line in text.splitlines() if line.startswith(name + " ")]
+    return line.removeprefix(name + " ").strip()
+
+
+def test_every_way_of_serving_runs_the_procfile_command(template, task_definition):
+    command = procfile_command()
+    assert command[0] == "daphne" and "--proxy-headers" in command
+    [container] = task_definition["containerDefinitions"]
+    assert container["command"] == command
+    [cfn_container] = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert cfn_container["Command"] == command
+    assert json.loads(dockerfile_instruction("CMD")) == command
+    # The tests serve with the same command, bound to a free port on 127.0.0.1.
+    tested = serve_argv(4321)
+    assert tested[tested.index("daphne") :] == [
+        {"0.0.0.0": "127.0.0.1", "8000": "4321"}.get(arg, arg) for arg in command
+    ]
+    assert dockerfile_instruction("USER") != "root"
+    assert dockerfile_instruction("FROM").startswith("python:3.11-slim")
+
+
+def test_every_health_check_calls_healthz(template, task_definition):
+    url = f"http://127.0.0.1:8000{health.PATH}"
+    assert url in dockerfile_instruction("HEALTHCHECK")
+    assert url in " ".join(task_definition["containerDefinitions"][0]["healthCheck"]["command"])
+    [cfn_container] = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert url in " ".join(cfn_container["HealthCheck"]["Command"])
+    options = yaml.safe_load(EB_CONFIG.read_text())["option_settings"]
+    assert options["aws:elasticbeanstalk:environment:process:default"]["HealthCheckPath"] == health.PATH
+    assert options["aws:elbv2:loadbalancer"]["IdleTimeout"] == ALB_IDLE_TIMEOUT
+
+
+def settings_variables() -> set[str]:
+    source = (ROOT / "chatsite" / "settings.py").read_text()
+    return set(re.findall(r"\benv(?:_bool|_int|_list)?\(\s*\"([A-Z0-9_]+)\"", source))
+
+
+def test_deployments_set_only_variables_the_settings_read(template, task_definition):
+    known = settings_variables()
+    [container] = task_definition["containerDefinitions"]
+    names = {e["name"] for e in container["environment"]} | {s["name"] for s in container["secrets"]}
+    [cfn_container] = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    names |= {e["Name"] for e in cfn_container["Environment"]} | {s["Name"] for s in cfn_container["Secrets"]}
+    assert names <= known, names - known
+    assert {"DJANGO_SECRET_KEY", "DATABASE_PASSWORD"} <= {s["name"] for s in container["secrets"]}
+
+
+def nginx_directives(path: Path) -> list[list[str]]:
+    text = re.sub(r"#.*", "", path.read_text())
+    return [statement.split() for statement in re.split(r"[;{}]", text) if statement.strip()]
+
+
+def test_elastic_beanstalk_nginx_passes_websocket_upgrades_to_daphne():
+    location = nginx_directives(NGINX / "elasticbeanstalk" / "00_application.conf")
+    headers = {d[1].lower(): d[2] for d in location if d[0] == "proxy_set_header"}
+    settings = {d[0]: d[1:] for d in location if d[0] != "proxy_set_header"}
+    port = procfile_command()[procfile_command().index("-p") + 1]
+    assert settings["proxy_pass"] == [f"http://127.0.0.1:{port}"]
+    assert settings["proxy_http_version"] == ["1.1"]
+    assert headers["upgrade"] == "$http_upgrade"
+    upgrade_map = nginx_directives(NGINX / "websocket-upgrade.conf")
+    assert upgrade_map[0][:3] == ["map", "$http_upgrade", headers["connection"]]
+    assert ["default", "upgrade"] in upgrade_map
+    for timeout in ("proxy_read_timeout", "proxy_send_timeout"):
+        assert int(settings[timeout][0].removesuffix("s")) >= ALB_IDLE_TIMEOUT
