@@ -3,5 +3,7 @@
 import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-deployment-0123456789abcdef")
+# The test client speaks plain http.
+os.environ.setdefault("DJANGO_SECURE", "0")
 
 from chatsite.settings import *  # noqa: F403
