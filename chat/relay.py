@@ -20,6 +20,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from .logs import log_task_death
+from .protocol import JOIN
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,19 @@ def room_group(room: str) -> str:
     return f"room.{room}"
 
 
-def room_event(*, room: str, text: str, exclude: str | None = None, message_id: str | None = None) -> dict[str, Any]:
-    """The channel-layer message that carries one encoded frame to a room."""
-    return {"type": ROOM_EVENT, "room": room, "text": text, "exclude": exclude, "id": message_id}
+def room_event(
+    *,
+    room: str,
+    text: str,
+    exclude: str | None = None,
+    message_id: str | None = None,
+    presence: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """
+    The channel-layer message that carries one encoded frame to a room; a
+    presence frame's fields ride along so every process can keep its roster.
+    """
+    return {"type": ROOM_EVENT, "room": room, "text": text, "exclude": exclude, "id": message_id, "presence": presence}
 
 
 class Member:
@@ -83,69 +94,102 @@ class Member:
         return False
 
 
+class Room:
+    """
+    A room as this process sees it: its local sockets, and its roster (everyone
+    in it, on any process), seeded once from the registry and then kept by the
+    presence events every process of the room receives.
+    """
+
+    __slots__ = ("backlog", "joined", "members", "roster")
+
+    def __init__(self) -> None:
+        self.members: dict[str, Member] = {}
+        self.roster: dict[str, str] = {}  # connection id -> name
+        self.backlog: list[dict[str, str]] | None = []  # presence seen while seeding
+        self.joined: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def seeded(self, roster: dict[str, str]) -> None:
+        """Take the registry's roster, then what changed while it was read."""
+        self.roster.update(roster)
+        backlog, self.backlog = self.backlog or [], None
+        for presence in backlog:
+            self.apply(presence)
+
+    def apply(self, presence: dict[str, str]) -> None:
+        if self.backlog is not None:
+            self.backlog.append(presence)
+        elif presence["event"] == JOIN:
+            self.roster[presence["connectionId"]] = presence["name"]
+        else:
+            self.roster.pop(presence["connectionId"], None)
+
+
 class RoomRelay:
     """The rooms this process holds sockets in, and the task that feeds them."""
 
     def __init__(self, layer) -> None:
         self.layer = layer
-        self.rooms: dict[str, dict[str, Member]] = {}
-        self._joined: dict[str, asyncio.Future] = {}
+        self.rooms: dict[str, Room] = {}
         self._channel: str | None = None
         self._task: asyncio.Task | None = None
         self._started = asyncio.Lock()
 
-    async def join(self, room: str, member: Member) -> None:
-        """Add a local socket; the first one in a room subscribes this process."""
+    async def join(self, name: str, member: Member, seed: Callable[[str], Awaitable[dict[str, str]]]) -> Room:
+        """
+        Add a local socket. The first one in a room subscribes this process to
+        it, then seeds the roster with ``seed(name)``; the others wait for that.
+        """
         await self._start()
-        self.rooms.setdefault(room, {})[member.connection_id] = member
-        joined = self._joined.get(room)
-        if joined is None:
-            joined = self._joined[room] = asyncio.get_running_loop().create_future()
+        room = self.rooms.get(name)
+        if room is not None:
+            room.members[member.connection_id] = member
             try:
-                await self.layer.group_add(room_group(room), self._channel)
-            except BaseException as error:
-                del self._joined[room]
-                joined.set_exception(error)
-                joined.exception()  # retrieved: only the waiters below re-raise it
-                self._drop(room, member.connection_id)
-                raise
-            joined.set_result(None)
-        else:
-            try:
-                await asyncio.shield(joined)
+                await asyncio.shield(room.joined)
             except BaseException:
-                self._drop(room, member.connection_id)
+                room.members.pop(member.connection_id, None)
                 raise
+            return room
+        room = self.rooms[name] = Room()
+        room.members[member.connection_id] = member
+        try:
+            await self.layer.group_add(room_group(name), self._channel)
+            room.seeded(await seed(name))
+        except BaseException as error:
+            if self.rooms.get(name) is room:
+                del self.rooms[name]
+            room.joined.set_exception(error)
+            room.joined.exception()  # retrieved: only the waiters re-raise it
+            raise
+        room.joined.set_result(None)
+        return room
 
-    async def leave(self, room: str, connection_id: str) -> None:
+    async def leave(self, name: str, connection_id: str) -> None:
         """Remove a local socket; the last one out unsubscribes this process."""
-        if self._drop(room, connection_id) and self._joined.pop(room, None) is not None:
-            await self.layer.group_discard(room_group(room), self._channel)
-
-    def _drop(self, room: str, connection_id: str) -> bool:
-        """Forget one member; True when the room has no local member left."""
-        members = self.rooms.get(room)
-        if members is None:
-            return False
-        members.pop(connection_id, None)
-        if members:
-            return False
-        del self.rooms[room]
-        return True
+        room = self.rooms.get(name)
+        if room is None:
+            return
+        room.members.pop(connection_id, None)
+        if room.members or not room.joined.done():
+            return
+        del self.rooms[name]
+        await self.layer.group_discard(room_group(name), self._channel)
 
     async def deliver(self, event: dict[str, Any]) -> None:
         """Write one room event's text to every local member it is for."""
-        members = self.rooms.get(event.get("room"))
-        if not members:
+        room = self.rooms.get(event.get("room"))
+        if room is None:
             return
-        text, exclude = event["text"], event.get("exclude")
-        for member in list(members.values()):
+        if presence := event.get("presence"):
+            room.apply(presence)
+        text, exclude, message_id = event["text"], event.get("exclude"), event.get("id")
+        for member in list(room.members.values()):
             if member.connection_id == exclude:
                 continue
             if member.pending is not None:
-                member.pending.append((event.get("id"), text))
+                member.pending.append((message_id, text))
                 continue
-            if member.skip is not None and member.skips(event.get("id")):
+            if member.skip is not None and member.skips(message_id):
                 continue
             try:
                 await member.send(text)

@@ -7,6 +7,7 @@ these functions into the stores or the channel layer.
 """
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Iterable
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 # How many members one welcome frame lists at most.
 WELCOME_MEMBERS_LIMIT = 1000
+# Pages of 1,000 read at most to seed a room's roster in a process.
+ROSTER_PAGES = 100
 # Seconds a message waits for its history write before it is sent regardless.
 HISTORY_WRITE_TIMEOUT = 2.0
 # A heartbeat promises life for this many heartbeat intervals.
@@ -62,8 +65,7 @@ async def connection_register(
     await store.add(connection)
     relay = get_room_relay()
     try:
-        await relay.join(connection.room, member)
-        page = await store.members(connection.room, limit=WELCOME_MEMBERS_LIMIT)
+        room = await relay.join(connection.room, member, seed=room_roster)
         if since:
             history, _ = await get_message_store().after(connection.room, since, limit=settings.CHAT_RECOVERY_LIMIT)
         else:
@@ -72,10 +74,8 @@ async def connection_register(
         await relay.leave(connection.room, connection.connection_id)
         await store.remove(connection.connection_id)
         raise
-    members = [protocol.member(c.connection_id, c.name) for c in page.items]
-    if not any(m["connectionId"] == connection.connection_id for m in members):
-        # The room index is eventually consistent on AWS: our own item may lag.
-        members.append(protocol.member(connection.connection_id, connection.name))
+    room.roster[connection.connection_id] = connection.name
+    members = [protocol.member(cid, name) for cid, name in itertools.islice(room.roster.items(), WELCOME_MEMBERS_LIMIT)]
     await room_send(
         room=connection.room,
         frame=protocol.presence_frame(
@@ -130,8 +130,25 @@ async def history_before(*, room: str, before: str) -> dict[str, Any]:
 
 async def room_send(*, room: str, frame: dict, exclude: str | None = None, message_id: str | None = None) -> None:
     """Encode a frame once and hand it to every process holding members of ``room``."""
-    event = room_event(room=room, text=protocol.encode(frame), exclude=exclude, message_id=message_id)
+    presence = None
+    if frame["type"] == protocol.PRESENCE:
+        presence = {key: frame[key] for key in ("event", "connectionId", "name")}
+    event = room_event(
+        room=room, text=protocol.encode(frame), exclude=exclude, message_id=message_id, presence=presence
+    )
     await get_channel_layer().group_send(room_group(room), event)
+
+
+async def room_roster(room: str) -> dict[str, str]:
+    """Everyone the registry holds in ``room`` (connection id -> name), read through the room index."""
+    roster: dict[str, str] = {}
+    cursor = None
+    for _ in range(ROSTER_PAGES):
+        page = await get_connection_store().members(room, limit=1000, cursor=cursor)
+        roster.update((c.connection_id, c.name) for c in page.items)
+        if (cursor := page.cursor) is None:
+            break
+    return roster
 
 
 async def _announce_leave(connection: Connection) -> None:
