@@ -414,7 +414,7 @@
 
   function finishLoading() {
     state.loadingEarlier = false;
-    el.earlier.disabled = false;
+    el.earlier.removeAttribute("aria-disabled");
     el.earlier.textContent = "Load earlier messages";
   }
 
@@ -425,7 +425,8 @@
       return;
     }
     state.loadingEarlier = true;
-    el.earlier.disabled = true;
+    // aria-disabled rather than disabled: a disabled button would drop the keyboard focus.
+    el.earlier.setAttribute("aria-disabled", "true");
     el.earlier.textContent = "Loading earlier messages…";
   }
 
