@@ -598,9 +598,9 @@
       return;
     }
     state.waitingForReturn = true;
-    setStatus("paused", "Paused after a while without activity. It carries on when you are back.", {
+    setStatus("paused", "Paused: inactive for a while", {
       action: "Reconnect",
-      say: "Paused after a while without activity.",
+      say: "Paused after a while without activity. It carries on when you are back.",
     });
   }
 
@@ -611,7 +611,7 @@
   function connectionLost(unavailable = false) {
     state.dropped = true;
     if (!state.everOnline) showGuide();
-    scheduleRetry(unavailable ? "The chat is unavailable right now. Trying again" : "Reconnecting");
+    scheduleRetry(unavailable ? "Chat unavailable; retrying" : "Reconnecting");
   }
 
   function scheduleRetry(words) {

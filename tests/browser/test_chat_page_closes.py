@@ -84,7 +84,7 @@ def test_an_idle_close_says_why_and_carries_on_when_the_person_is_back(new_conte
     server = start_server(CHAT_IDLE_TIMEOUT="2")
     ann = ChatPage.open(new_context(name="Ann"), server.url, room).wait_online()
     expect(ann.status).to_have_attribute("data-state", "paused", timeout=WAIT_MS)
-    expect(ann.status).to_contain_text("without activity")
+    expect(ann.status).to_contain_text("inactive for a while")
     expect(ann.reconnect_button).to_be_visible()
     assert opens_no_socket(ann)
 
