@@ -15,6 +15,7 @@ def room(request: HttpRequest, room: str = protocol.DEFAULT_ROOM) -> HttpRespons
         "room": room,
         "defaultRoom": protocol.DEFAULT_ROOM,
         "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
+        "historyLimit": settings.CHAT_HISTORY_LIMIT,
         "nameMaxLength": protocol.NAME_MAX_LENGTH,
         "socketPath": f"/ws/chat/{room}/",
         "lobbyUrl": reverse("chat:lobby"),

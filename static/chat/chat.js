@@ -13,12 +13,21 @@
     myIds: "chat.myConnectionIds",
   };
   const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+  // Close codes the server uses (see the README); daphne drops close reasons, so an
+  // `error` frame with one of CLOSE_REASONS comes just before the close.
+  const CLOSE_IDLE = 4000;
+  const CLOSE_MAX_DURATION = 4001;
+  const CLOSE_SERVER_ERROR = 1011;
   // Close codes after which reconnecting by itself would only repeat the refusal.
   const FINAL_CLOSES = new Map([
     [4401, "This chat is for signed-in people only. Sign in, then reconnect."],
     [4003, "An operator closed your connection."],
     [1008, "You were disconnected for sending messages too fast."],
   ]);
+  const CLOSE_REASONS = new Set(["flooding", "idle_timeout", "max_duration", "login_required", "server_unavailable"]);
+  // What counts as the person being at the page (an idle close waits for one of these).
+  const ACTIVITY_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart"];
+  const HISTORY_LIMIT = Number(config.historyLimit) > 0 ? Number(config.historyLimit) : 50;
   const BACKOFF_BASE_MS = 1000;
   const BACKOFF_CAP_MS = 30000;
   const GROUP_WINDOW_MS = 5 * 60 * 1000;
@@ -34,6 +43,8 @@
   const ERROR_WORDS = {
     invalid_message: "Type something before sending.",
     frame_too_large: "That message is too large to send.",
+    message_too_long: `That message is longer than ${MAX_LENGTH} characters. Shorten it or split it.`,
+    invalid_cursor: "Earlier messages could not be loaded. Try again.",
     server_error: "The server could not handle that just now. Try again in a moment.",
     bad_json: "The message could not be read by the server. Try again.",
     bad_frame: "The message could not be read by the server. Try again.",
@@ -107,6 +118,8 @@
     roomError: $("room-error"),
     roomList: $("room-list"),
     announcer: $("announcer"),
+    earlierItem: $("load-earlier-item"),
+    earlier: $("load-earlier"),
   };
 
   const state = {
@@ -125,9 +138,18 @@
     members: new Map(),
     seen: new Set(),
     lastId: "",
-    lastError: null,
-    lastSender: null,
-    lastTime: 0,
+    oldestId: "",
+    more: false,
+    loadingEarlier: false,
+    closeReason: null,
+    withSince: false,
+    dropped: false,
+    openedAt: 0,
+    activeAt: 0,
+    waitingForReturn: false,
+    guideShown: false,
+    unconfirmed: [],
+    restored: null,
     unread: 0,
     scrollOnNextOwn: false,
   };
@@ -245,44 +267,60 @@
     el.newMessages.hidden = true;
   }
 
-  function appendItem(item, { force = false, counts = true } = {}) {
+  // Append items at the bottom; stay at the newest message unless the reader scrolled up.
+  function appendItems(items, { force = false, counts = 0 } = {}) {
+    if (!items.length) return;
     const stick = force || nearBottom();
-    el.list.append(item);
+    el.list.append(...items);
+    items.forEach(group);
     if (stick) {
       scrollToBottom();
-    } else if (counts) {
-      state.unread += 1;
+    } else if (counts > 0) {
+      state.unread += counts;
       el.newMessagesText.textContent = state.unread === 1 ? "1 new message" : `${state.unread} new messages`;
       el.newMessages.hidden = false;
     }
   }
 
-  function addBubble({ name, text, sentAt, own, automatic, senderKey }) {
-    const time = sentAt ? new Date(sentAt).getTime() : Date.now();
-    const continued = state.lastSender === senderKey && Math.abs(time - state.lastTime) < GROUP_WINDOW_MS;
-    state.lastSender = senderKey;
-    state.lastTime = time;
+  // Consecutive messages from one sender within a few minutes share one name and avatar.
+  function group(item) {
+    if (!item || !item.classList.contains("msg")) return;
+    const previous = item.previousElementSibling;
+    const continued =
+      Boolean(previous) &&
+      previous.classList.contains("msg") &&
+      previous.dataset.senderKey === item.dataset.senderKey &&
+      Math.abs(Number(item.dataset.time) - Number(previous.dataset.time)) < GROUP_WINDOW_MS;
+    item.classList.toggle("msg-continued", continued);
+    const bubble = item.querySelector(".bubble");
+    const prefix = bubble.querySelector(".msg-prefix");
+    // The name is hidden on screen for a continued message; screen readers still hear it.
+    if (continued && !prefix) bubble.prepend(make("span", "visually-hidden msg-prefix", `${item.dataset.who}: `));
+    else if (!continued && prefix) prefix.remove();
+  }
 
+  function bubbleItem({ name, text, sentAt, own, automatic, senderKey }) {
+    const parsed = sentAt ? new Date(sentAt).getTime() : Date.now();
     const item = make("li", "msg");
     if (own) item.classList.add("msg-own");
-    if (continued) item.classList.add("msg-continued");
     if (automatic) {
       item.classList.add("msg-auto");
       item.dataset.automatic = "true";
     }
+    item.dataset.senderKey = senderKey;
+    item.dataset.time = String(Number.isNaN(parsed) ? Date.now() : parsed);
+    item.dataset.who = own ? "You" : name;
     item.style.setProperty("--hue", String(hueOf(name)));
     item.append(automatic ? avatar("✦", "avatar avatar-auto") : avatar(name));
 
     const body = make("div", "msg-body");
     const meta = make("div", "msg-meta");
-    const who = make("span", "msg-name", own ? "You" : name);
-    meta.append(who);
+    meta.append(make("span", "msg-name", own ? "You" : name));
     if (automatic) meta.append(make("span", "badge", "Automatic"));
     meta.append(timeNode(sentAt));
     body.append(meta);
 
     const bubble = make("div", "bubble");
-    if (continued) bubble.append(make("span", "visually-hidden", `${own ? "You" : name}: `));
     const paragraph = make("p", "msg-text");
     appendRichText(paragraph, text);
     bubble.append(paragraph);
@@ -291,14 +329,16 @@
     return item;
   }
 
-  function addMessage(frame, { announceIt = true } = {}) {
-    if (!frame || typeof frame.id !== "string" || state.seen.has(frame.id)) return;
-    if (typeof frame.message !== "string") return;
+  // The list item for a message frame, or null when it is not for this page or already shown.
+  function messageItem(frame) {
+    if (!frame || typeof frame.id !== "string" || typeof frame.message !== "string") return null;
+    if (state.seen.has(frame.id) || (frame.room && frame.room !== config.room)) return null;
     state.seen.add(frame.id);
     if (frame.id > state.lastId) state.lastId = frame.id;
+    if (!state.oldestId || frame.id < state.oldestId) state.oldestId = frame.id;
     const name = typeof frame.name === "string" && frame.name ? frame.name : "someone";
     const own = state.myIds.has(frame.connectionId);
-    const item = addBubble({
+    const item = bubbleItem({
       name,
       text: frame.message,
       sentAt: frame.sentAt,
@@ -308,37 +348,97 @@
     });
     item.dataset.id = frame.id;
     item.dataset.sender = name;
-    const force = own && state.scrollOnNextOwn;
-    if (own) state.scrollOnNextOwn = false;
-    appendItem(item, { force, counts: !own });
-    if (announceIt && !own) announce(`${name}: ${frame.message}`);
+    if (own) confirmSent(frame.message);
+    return item;
+  }
+
+  // Messages in order at the bottom: live ones, the welcome's history, what was missed.
+  function addMessages(frames, { live = false } = {}) {
+    const shown = [];
+    for (const frame of frames) {
+      const item = messageItem(frame);
+      if (item) shown.push({ item, frame });
+    }
+    if (!shown.length) return;
+    const ownShown = shown.some(({ item }) => item.classList.contains("msg-own"));
+    const force = ownShown && state.scrollOnNextOwn;
+    if (ownShown) state.scrollOnNextOwn = false;
+    const others = shown.filter(({ item }) => !item.classList.contains("msg-own"));
+    appendItems(
+      shown.map(({ item }) => item),
+      { force, counts: others.length },
+    );
+    if (live) for (const { item, frame } of others) announce(`${item.dataset.sender}: ${frame.message}`);
+  }
+
+  // Older messages above the ones shown, keeping what the reader looks at where it is.
+  function addEarlier(frames) {
+    const items = frames.map(messageItem).filter(Boolean);
+    const box = el.messages;
+    const height = box.scrollHeight;
+    const top = box.scrollTop;
+    el.earlierItem.after(...items);
+    items.forEach(group);
+    if (items.length) group(items[items.length - 1].nextElementSibling);
+    return () => {
+      box.scrollTop = top + (box.scrollHeight - height);
+      return items.length;
+    };
   }
 
   function addEvent(text, sentAt) {
-    state.lastSender = null;
     const item = make("li", "event");
     item.append(make("span", "", text));
     item.append(timeNode(sentAt));
-    appendItem(item, { counts: false });
+    appendItems([item]);
   }
 
   function addNotice(text, sentAt) {
-    state.lastSender = null;
     const item = make("li", "notice");
     item.setAttribute("role", "note");
     const label = make("span", "notice-label", "Notice from the operators");
     label.append(" · ", timeNode(sentAt));
     item.append(label, make("p", "", text));
-    appendItem(item, { force: true });
+    appendItems([item], { force: true });
     announce(`Notice from the operators: ${text}`);
   }
 
+  // --- Earlier messages --------------------------------------------------------
+
+  function setMore(more) {
+    state.more = Boolean(more) && Boolean(state.oldestId);
+    const hadFocus = document.activeElement === el.earlier;
+    el.earlierItem.hidden = !state.more;
+    if (hadFocus && !state.more) el.messages.focus();
+  }
+
+  function finishLoading() {
+    state.loadingEarlier = false;
+    el.earlier.removeAttribute("aria-disabled");
+    el.earlier.textContent = "Load earlier messages";
+  }
+
+  function loadEarlier() {
+    if (state.loadingEarlier || !state.oldestId) return;
+    if (!sendFrame({ action: "history", before: state.oldestId })) {
+      showError("Not connected right now. Earlier messages load once the chat is back online.");
+      return;
+    }
+    state.loadingEarlier = true;
+    // aria-disabled rather than disabled: a disabled button would drop the keyboard focus.
+    el.earlier.setAttribute("aria-disabled", "true");
+    el.earlier.textContent = "Loading earlier messages…";
+  }
+
+  // Shown once per browser, after the room's history so that it reads as the newest thing.
   function showGuide() {
+    if (state.guideShown) return;
+    state.guideShown = true;
     if (storage.get(KEYS.welcomed)) return;
     storage.set(KEYS.welcomed, new Date().toISOString());
     GUIDE.forEach((text, index) => {
       const show = () => {
-        const item = addBubble({
+        const item = bubbleItem({
           name: GUIDE_NAME,
           text,
           sentAt: new Date().toISOString(),
@@ -346,7 +446,7 @@
           automatic: true,
           senderKey: "guide",
         });
-        appendItem(item, { force: true });
+        appendItems([item], { force: true });
       };
       if (index === 0) show();
       else window.setTimeout(show, 700 * index);
@@ -410,7 +510,9 @@
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     const params = new URLSearchParams();
     if (state.chosenName) params.set("name", state.chosenName);
+    // Back after a gap: the server sends every message after the last one shown, then live ones.
     if (state.lastId) params.set("since", state.lastId);
+    state.withSince = Boolean(state.lastId);
     const query = params.toString();
     return `${scheme}//${window.location.host}${config.socketPath}${query ? `?${query}` : ""}`;
   }
@@ -424,17 +526,19 @@
 
   function connect() {
     clearRetry();
+    state.waitingForReturn = false;
     if (state.attempt === 0 && !state.everOnline) setStatus("connecting", "Connecting…");
     else setStatus("reconnecting", "Reconnecting…");
     let socket;
     try {
       socket = new WebSocket(socketUrl());
     } catch {
-      scheduleRetry();
+      connectionLost();
       return;
     }
     state.socket = socket;
-    state.lastError = null;
+    state.closeReason = null;
+    state.openedAt = Date.now();
     socket.addEventListener("message", (event) => {
       if (state.socket === socket) receive(event.data);
     });
@@ -445,6 +549,9 @@
 
   function closed(code) {
     state.socket = null;
+    finishLoading();
+    const reason = state.closeReason;
+    state.closeReason = null;
     if (state.replacing) {
       state.replacing = false;
       state.attempt = 0;
@@ -453,22 +560,61 @@
     }
     if (FINAL_CLOSES.has(code)) {
       clearRetry();
-      const reason = (state.lastError && state.lastError.message) || FINAL_CLOSES.get(code);
-      setStatus("offline", reason, { action: "Reconnect", say: `Disconnected. ${reason}` });
+      const words = FINAL_CLOSES.get(code);
+      setStatus("offline", words, { action: "Reconnect", say: `Disconnected. ${words}` });
+      return;
+    }
+    if (code === CLOSE_IDLE) {
+      pauseUntilBack();
+      return;
+    }
+    if (code === CLOSE_MAX_DURATION) {
+      // Connections have a longest life; start the next one at once (a little jitter
+      // so sockets opened together do not all come back in the same instant).
+      clearRetry();
+      setStatus("reconnecting", "Reconnecting…");
+      state.retryTimer = window.setTimeout(connect, Math.round(Math.random() * 1000));
       return;
     }
     if (!navigator.onLine) {
       clearRetry();
+      state.dropped = true;
       setStatus("offline", "Offline: no network. The chat reconnects when it is back.", {
         action: "Reconnect",
         say: "Connection lost: no network.",
       });
       return;
     }
-    scheduleRetry();
+    connectionLost(code === CLOSE_SERVER_ERROR || (reason && reason.code === "server_unavailable"));
   }
 
-  function scheduleRetry() {
+  // The server closed an idle socket. Someone still at the page carries on at once; otherwise
+  // the page waits for them to come back (input, or the tab shown again) rather than
+  // reconnecting on its own only to be closed as idle again.
+  function pauseUntilBack() {
+    clearRetry();
+    if (!document.hidden && state.activeAt > state.openedAt) {
+      connect();
+      return;
+    }
+    state.waitingForReturn = true;
+    setStatus("paused", "Paused: inactive for a while", {
+      action: "Reconnect",
+      say: "Paused after a while without activity. It carries on when you are back.",
+    });
+  }
+
+  function cameBack() {
+    if (state.waitingForReturn && !document.hidden) reconnectNow();
+  }
+
+  function connectionLost(unavailable = false) {
+    state.dropped = true;
+    if (!state.everOnline) showGuide();
+    scheduleRetry(unavailable ? "Chat unavailable; retrying" : "Reconnecting");
+  }
+
+  function scheduleRetry(words) {
     clearRetry();
     // Exponential backoff with jitter: many pages dropped at once do not return in step.
     const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** state.attempt);
@@ -479,10 +625,7 @@
     state.retryTimer = window.setTimeout(connect, delay);
     const tick = () => {
       const seconds = Math.max(1, Math.ceil((state.retryAt - Date.now()) / 1000));
-      setStatus("reconnecting", `Reconnecting in ${seconds} s`, {
-        action: "Try now",
-        say: null,
-      });
+      setStatus("reconnecting", `${words} in ${seconds} s`, { action: "Try now" });
     };
     tick();
     state.countdownTimer = window.setInterval(tick, 250);
@@ -499,9 +642,9 @@
     }
   }
 
-  function send(text) {
+  function sendFrame(frame) {
     if (!state.socket || state.socket.readyState !== WebSocket.OPEN) return false;
-    state.socket.send(JSON.stringify({ action: "sendMessage", message: text }));
+    state.socket.send(JSON.stringify(frame));
     return true;
   }
 
@@ -509,7 +652,8 @@
 
   const HANDLERS = {
     welcome(frame) {
-      const back = state.everOnline;
+      const back = state.dropped;
+      state.dropped = false;
       state.me = frame.connectionId;
       state.everOnline = true;
       state.attempt = 0;
@@ -524,12 +668,23 @@
       }
       state.members.set(frame.connectionId, state.displayName);
       renderMembers();
-      if (Array.isArray(frame.history)) {
-        for (const message of frame.history) addMessage(message, { announceIt: false });
-      }
+      const history = Array.isArray(frame.history) ? frame.history : [];
+      const first = !state.withSince && !state.oldestId;
+      addMessages(history);
+      // The latest page of the room: a full one suggests there is more before it.
+      if (first) setMore(history.length >= HISTORY_LIMIT);
       clearError();
       if (back) addEvent("You are back online.");
       setStatus("online", "Online", { say: back ? "Back online." : null });
+      showGuide();
+    },
+    history(frame) {
+      if (!state.loadingEarlier) return;
+      finishLoading();
+      const settle = addEarlier(Array.isArray(frame.messages) ? frame.messages : []);
+      setMore(frame.more);
+      const count = settle();
+      announce(count === 1 ? "1 earlier message loaded." : `${count} earlier messages loaded.`);
     },
     presence(frame) {
       if (frame.room && frame.room !== config.room) return;
@@ -546,18 +701,25 @@
       }
     },
     message(frame) {
-      if (frame.room && frame.room !== config.room) return;
-      addMessage(frame);
+      addMessages([frame], { live: true });
     },
     system(frame) {
       if (typeof frame.message === "string" && frame.message) addNotice(frame.message, frame.sentAt);
     },
     error(frame) {
-      state.lastError = frame;
-      const words =
-        ERROR_WORDS[frame.code] || (typeof frame.message === "string" && frame.message) || "Something went wrong.";
-      const shown = frame.code in ERROR_WORDS || !frame.message ? words : frame.message;
-      showError(shown);
+      if (CLOSE_REASONS.has(frame.code)) {
+        // The close that follows says what happens next; this only says why.
+        state.closeReason = frame;
+        return;
+      }
+      if (frame.code === "invalid_cursor") finishLoading();
+      if (frame.code === "rate_limited") {
+        showError(slowDown());
+        return;
+      }
+      const known = Object.hasOwn(ERROR_WORDS, frame.code);
+      const serverWords = typeof frame.message === "string" && frame.message ? frame.message : "";
+      showError(known ? ERROR_WORDS[frame.code] : serverWords || "Something went wrong.");
     },
   };
 
@@ -574,9 +736,39 @@
   }
 
   function rememberMyId(id) {
-    state.myIds.add(id);
-    const recent = [...state.myIds].slice(-30);
-    storage.set(KEYS.myIds, JSON.stringify(recent));
+    // Merged with what other tabs of this browser stored, so each recognises the others' messages.
+    const ids = new Set([...storage.list(KEYS.myIds), ...state.myIds, id]);
+    state.myIds = ids;
+    storage.set(KEYS.myIds, JSON.stringify([...ids].slice(-30)));
+  }
+
+  // --- Sent messages not yet seen back ---------------------------------------------
+
+  function confirmSent(text) {
+    const index = state.unconfirmed.indexOf(text);
+    if (index >= 0) state.unconfirmed.splice(index, 1);
+    // It went through after all: a copy put back in the box would be sent twice.
+    if (state.restored === text && el.input.value.trim() === text) {
+      el.input.value = "";
+      autosize();
+      updateComposer();
+      clearError();
+    }
+    if (state.restored === text) state.restored = null;
+  }
+
+  // The server refused a message for coming too fast: put the newest one not yet seen back
+  // into an empty box, so nothing typed is lost.
+  function slowDown() {
+    const text = state.unconfirmed.pop();
+    if (text && !el.input.value.trim()) {
+      el.input.value = text;
+      state.restored = text;
+      autosize();
+      updateComposer();
+      return "Slow down: that message was not sent. It is back in the box; send it again in a moment.";
+    }
+    return "Slow down: you are sending faster than this chat allows. Wait a moment, then try again.";
   }
 
   // --- Composer -----------------------------------------------------------------
@@ -618,11 +810,13 @@
       showError(`That message is longer than ${MAX_LENGTH} characters. Shorten it or split it.`);
       return;
     }
-    if (!send(text)) {
+    if (!sendFrame({ action: "sendMessage", message: text })) {
       showError("Not connected right now. Your message is still here; send it when the chat is back online.");
       return;
     }
     clearError();
+    state.unconfirmed = [...state.unconfirmed, text].slice(-20);
+    state.restored = null;
     state.scrollOnNextOwn = true;
     el.input.value = "";
     autosize();
@@ -783,6 +977,19 @@
   // --- Start ---------------------------------------------------------------------------
 
   el.reconnect.addEventListener("click", reconnectNow);
+  el.earlier.addEventListener("click", loadEarlier);
+  for (const type of ACTIVITY_EVENTS) {
+    window.addEventListener(
+      type,
+      () => {
+        state.activeAt = Date.now();
+        cameBack();
+      },
+      { capture: true, passive: true },
+    );
+  }
+  window.addEventListener("focus", cameBack);
+  document.addEventListener("visibilitychange", cameBack);
   window.addEventListener("online", () => {
     if (state.status !== "online") reconnectNow();
   });
@@ -798,6 +1005,5 @@
   renderMembers();
   rememberRoom();
   updateComposer();
-  showGuide();
   connect();
 })();

@@ -42,6 +42,11 @@ class BlockingChatClient:
     def send(self, frame: dict[str, Any]) -> None:
         self.ws.send(json.dumps(frame))
 
+    def say(self, text: str) -> dict[str, Any]:
+        """Send a message and wait until the room echoes it back: its frame."""
+        self.send({"action": "sendMessage", "message": text})
+        return self.receive_until(lambda frame: frame["type"] == "message" and frame["message"] == text)
+
     def closed_with(self, limit: int = 50) -> tuple[int, list[str]]:
         """Wait for the server to close: its close code and the text frames that came first."""
         texts = []

@@ -67,6 +67,28 @@ class ChatPage:
     def send_button(self) -> Locator:
         return self.page.get_by_role("button", name="Send")
 
+    @property
+    def earlier(self) -> Locator:
+        return self.page.get_by_role("button", name="Load earlier messages")
+
+    @property
+    def composer_error(self) -> Locator:
+        return self.page.locator("#composer-error")
+
+    @property
+    def reconnect_button(self) -> Locator:
+        return self.page.locator("#reconnect-button")
+
+    def message_texts(self) -> list[str]:
+        """The text of every message shown, top to bottom."""
+        return self.messages.locator(".msg-text").all_inner_texts()
+
+    def connection_id(self) -> str:
+        """The id of this page's live connection, as the online list knows it."""
+        you = self.page.locator("#member-list .member", has=self.page.locator(".member-you"))
+        expect(you).to_have_count(1, timeout=WAIT_MS)
+        return you.get_attribute("data-connection-id")
+
     def message(self, text: str) -> Locator:
         return self.messages.filter(has=self.page.locator(".msg-text", has_text=text))
 
