@@ -116,21 +116,28 @@ class ServerInstance:
                 touches.append(services.connection_touch(connection_id=socket.connection.connection_id, moment=moment))
             if now - socket.opened >= self.max_duration:
                 self.detach(socket.connection.connection_id)
-                minutes = self.max_duration / 60
                 await socket.close(
                     protocol.CLOSE_MAX_DURATION,
                     protocol.MAX_DURATION,
-                    f"Connections last at most {minutes:g} minutes; reconnect to carry on.",
+                    f"Connections last at most {_span(self.max_duration)}; reconnect to carry on.",
                 )
             elif now - socket.last_active >= self.idle_timeout:
                 self.detach(socket.connection.connection_id)
-                minutes = self.idle_timeout / 60
                 await socket.close(
                     protocol.CLOSE_IDLE,
                     protocol.IDLE_TIMEOUT,
-                    f"Closed after {minutes:g} minutes without activity; reconnect to carry on.",
+                    f"Closed after {_span(self.idle_timeout)} without activity; reconnect to carry on.",
                 )
         await asyncio.gather(*touches)
+
+
+def _span(seconds: float) -> str:
+    """``2 hours``, ``10 minutes``, ``1 second``: a limit as a person reads it."""
+    for unit, size in (("hour", 3600), ("minute", 60), ("second", 1)):
+        if (seconds >= size and seconds % size == 0) or unit == "second":
+            count = round(seconds / size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    raise AssertionError("unreachable")
 
 
 _instances: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ServerInstance]" = weakref.WeakKeyDictionary()
