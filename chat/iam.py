@@ -27,7 +27,11 @@ POLICIES = {
 }
 
 # Logical table name -> the setting that holds its DynamoDB table name.
-TABLES = {"connections": "CHAT_CONNECTIONS_TABLE"}
+TABLES = {
+    "connections": "CHAT_CONNECTIONS_TABLE",
+    "instances": "CHAT_INSTANCES_TABLE",
+    "messages": "CHAT_MESSAGES_TABLE",
+}
 
 # The bucket named in policies printed while AWS_STORAGE_BUCKET_NAME is unset.
 EXAMPLE_BUCKET = "chat-static"
@@ -43,18 +47,34 @@ class Grant:
 
 
 GRANTS = (
-    # The running server.
+    # The running server: live connections.
     Grant(APPLICATION, "dynamodb:PutItem", "table:connections", "$connect records the connection (a conditional put)"),
-    Grant(APPLICATION, "dynamodb:DeleteItem", "table:connections", "$disconnect forgets it, reading back what it was"),
+    Grant(APPLICATION, "dynamodb:DeleteItem", "table:connections", "$disconnect, a sweep or an operator forgets it"),
     Grant(APPLICATION, "dynamodb:GetItem", "table:connections", "looks a connection up; /healthz's ping"),
-    Grant(APPLICATION, "dynamodb:Query", "indexes:connections", "lists a room's members through room-index"),
+    Grant(APPLICATION, "dynamodb:UpdateItem", "table:connections", "records lastActiveAt, at most once a minute"),
     Grant(APPLICATION, "dynamodb:Scan", "table:connections", "lists every live connection for operators"),
+    Grant(APPLICATION, "dynamodb:Query", "indexes:connections", "room members and counts; a dead process's sockets"),
+    # The running server: heartbeats of server processes.
+    Grant(APPLICATION, "dynamodb:PutItem", "table:instances", "each process's heartbeat, learning if it was swept"),
+    Grant(APPLICATION, "dynamodb:GetItem", "table:instances", "whether a connection's process is alive"),
+    Grant(APPLICATION, "dynamodb:Scan", "table:instances", "the sweeper lists server processes to find dead ones"),
+    Grant(APPLICATION, "dynamodb:DeleteItem", "table:instances", "the sweeper forgets a dead process once swept"),
+    # The running server: room history.
+    Grant(APPLICATION, "dynamodb:PutItem", "table:messages", "stores each message sent"),
+    Grant(APPLICATION, "dynamodb:Query", "table:messages", "welcome history, ?since= recovery, the history action"),
+    # The running server: static files on S3.
     Grant(APPLICATION, "s3:GetObject", "manifest", "reads the static manifest to name hashed files (S3 only)"),
     # Creating the tables.
-    Grant(TABLE_SETUP, "dynamodb:DescribeTable", "table:connections", "finds whether the table exists and is active"),
-    Grant(TABLE_SETUP, "dynamodb:CreateTable", "table:connections", "creates the table and its indexes if missing"),
-    Grant(TABLE_SETUP, "dynamodb:DescribeTimeToLive", "table:connections", "finds whether TTL is on"),
-    Grant(TABLE_SETUP, "dynamodb:UpdateTimeToLive", "table:connections", "turns TTL on for expiresAt"),
+    *(
+        Grant(TABLE_SETUP, action, f"table:{table}", why)
+        for table in TABLES
+        for action, why in (
+            ("dynamodb:DescribeTable", "finds whether the table exists and is active"),
+            ("dynamodb:CreateTable", "creates the table (and its indexes) if missing"),
+            ("dynamodb:DescribeTimeToLive", "finds whether TTL is on"),
+            ("dynamodb:UpdateTimeToLive", "turns TTL on for expiresAt"),
+        )
+    ),
     # Pushing static files.
     Grant(STATIC_DEPLOY, "s3:PutObject", "objects", "uploads each file under its hashed name, and the manifest"),
     Grant(STATIC_DEPLOY, "s3:GetObject", "objects", "reads files back to hash them, and the previous manifest"),

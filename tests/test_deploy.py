@@ -19,7 +19,7 @@ from botocore.validate import validate_parameters
 from cfnlint.decode import cfn_yaml
 
 from chat import health
-from chat.iam import APPLICATION, STATIC_DEPLOY
+from chat.iam import APPLICATION, STATIC_DEPLOY, TABLES
 
 from .support.daphne import procfile_command, serve_argv
 from .support.processes import ROOT
@@ -32,12 +32,22 @@ ALB_IDLE_TIMEOUT = 3600  # seconds a quiet WebSocket stays open through the load
 
 # Template role -> the deploy/iam/ document it must match.
 TEMPLATE_ROLES = {"ApplicationRole": APPLICATION, "StaticDeployRole": STATIC_DEPLOY}
+# Template table -> the name ensure_tables gives it by default.
+TEMPLATE_TABLES = {
+    "ConnectionsTable": "ChatConnections",
+    "InstancesTable": "ChatInstances",
+    "MessagesTable": "ChatMessages",
+}
+# Tables worth restoring to a point in time; heartbeats are rewritten every interval.
+RECOVERABLE_TABLES = {"ConnectionsTable", "MessagesTable"}
 # What the template's substitutions stand for in deploy/iam/'s default documents.
 DEFAULT_NAMES = {
     "AWS::Partition": "aws",
     "AWS::Region": "us-east-1",
     "AWS::AccountId": "*",
     "ConnectionsTable": "ChatConnections",
+    "InstancesTable": "ChatInstances",
+    "MessagesTable": "ChatMessages",
     "StaticBucket": "chat-static",
 }
 
@@ -80,29 +90,31 @@ def test_the_template_roles_grant_exactly_the_statements_of_deploy_iam(template)
         assert statements == expected, role
 
 
-def test_the_template_makes_the_connections_table_as_ensure_tables_does(template, dynamodb_local):
-    made = dynamodb_local.client().describe_table(TableName="ChatConnections")["Table"]
-    table = template["Resources"]["ConnectionsTable"]["Properties"]
+@pytest.mark.parametrize("resource", list(TEMPLATE_TABLES))
+def test_the_template_makes_each_table_as_ensure_tables_does(template, dynamodb_local, resource):
+    client = dynamodb_local.client()
+    made = client.describe_table(TableName=TEMPLATE_TABLES[resource])["Table"]
+    table = template["Resources"][resource]["Properties"]
     assert sorted(table["AttributeDefinitions"], key=str) == sorted(made["AttributeDefinitions"], key=str)
     assert table["KeySchema"] == made["KeySchema"]
-    indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in made["GlobalSecondaryIndexes"]}
-    assert {i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in table["GlobalSecondaryIndexes"]} == indexes
-    ttl = dynamodb_local.client().describe_time_to_live(TableName="ChatConnections")["TimeToLiveDescription"]
+    indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in made.get("GlobalSecondaryIndexes", [])}
+    assert {
+        i["IndexName"]: (i["KeySchema"], i["Projection"]) for i in table.get("GlobalSecondaryIndexes", [])
+    } == indexes
+    ttl = client.describe_time_to_live(TableName=TEMPLATE_TABLES[resource])["TimeToLiveDescription"]
     assert table["TimeToLiveSpecification"] == {"AttributeName": ttl["AttributeName"], "Enabled": True}
 
 
-def test_every_table_is_on_demand_encrypted_recoverable_and_expires_items(template):
+def test_every_table_is_on_demand_encrypted_and_expires_items(template):
     tables = resources(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"ConnectionsTable", "MessagesTable"}
+    assert set(tables) == set(TEMPLATE_TABLES)
     for name, table in tables.items():
         assert table["BillingMode"] == "PAY_PER_REQUEST", name
         assert table["SSESpecification"] == {"SSEEnabled": True}, name
-        assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, name
         assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}, name
-    assert tables["MessagesTable"]["KeySchema"] == [
-        {"AttributeName": "room", "KeyType": "HASH"},
-        {"AttributeName": "id", "KeyType": "RANGE"},
-    ]
+        recovery = table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled", False)
+        assert recovery == (name in RECOVERABLE_TABLES), name
+    assert template["Resources"]["MessagesTable"]["DeletionPolicy"] == "Retain"
 
 
 def test_the_static_bucket_is_private_and_read_only_by_cloudfront(template):
@@ -190,6 +202,33 @@ def test_deployments_set_only_variables_the_settings_read(template, task_definit
     names |= {e["Name"] for e in cfn_container["Environment"]} | {s["Name"] for s in cfn_container["Secrets"]}
     assert names <= known, names - known
     assert {"DJANGO_SECRET_KEY", "DATABASE_PASSWORD"} <= {s["name"] for s in container["secrets"]}
+
+
+def test_deployments_name_every_table_and_take_the_management_token_from_a_secret(template, task_definition):
+    [container] = task_definition["containerDefinitions"]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert {setting: environment.get(setting) for setting in TABLES.values()} == {
+        "CHAT_CONNECTIONS_TABLE": "ChatConnections",
+        "CHAT_INSTANCES_TABLE": "ChatInstances",
+        "CHAT_MESSAGES_TABLE": "ChatMessages",
+    }
+    assert "CHAT_MANAGEMENT_TOKEN" in {s["name"] for s in container["secrets"]}
+
+    [cfn_container] = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    cfn_environment = {e["Name"]: e["Value"] for e in cfn_container["Environment"]}
+    by_setting = {
+        "CHAT_CONNECTIONS_TABLE": "ConnectionsTable",
+        "CHAT_INSTANCES_TABLE": "InstancesTable",
+        "CHAT_MESSAGES_TABLE": "MessagesTable",
+    }
+    assert {setting: cfn_environment.get(setting) for setting in TABLES.values()} == {
+        setting: {"Ref": resource} for setting, resource in by_setting.items()
+    }
+    [token] = [s["ValueFrom"] for s in cfn_container["Secrets"] if s["Name"] == "CHAT_MANAGEMENT_TOKEN"]
+    assert template["Resources"][token["Ref"]]["Type"] == "AWS::SecretsManager::Secret"
+    [readable] = template["Resources"]["TaskExecutionRole"]["Properties"]["Policies"]
+    [statement] = readable["PolicyDocument"]["Statement"]
+    assert token in statement["Resource"]
 
 
 def nginx_directives(path: Path) -> list[list[str]]:
