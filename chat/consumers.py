@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    # No channel per socket: this process's room relay receives for all of them.
+    channel_layer_alias = None
     # Action -> handler method. Client input only ever selects a key here.
     ROUTES = {protocol.SEND_MESSAGE: "route_send_message", protocol.HISTORY: "route_history"}
 
@@ -47,18 +49,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         since = query.get("since", [None])[0]
         headers = dict(self.scope.get("headers", []))
         client = self.scope.get("client") or ("", 0)
-        connection = services.connection_new(
-            connection_id=protocol.new_connection_id(),
-            channel_name=self.channel_name,
-            room=room,
-            name=name,
-            source_ip=client[0] or "",
-            user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:512],
-        )
-        member = Member(connection.connection_id, self.send_text)
         instance = get_server_instance()
-        await instance.start()
         try:
+            await instance.start()
+            connection = services.connection_new(
+                connection_id=protocol.new_connection_id(),
+                room=room,
+                name=name,
+                source_ip=client[0] or "",
+                user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:512],
+            )
+            member = Member(connection.connection_id, self.send_text, self.close_by_operator)
             members, history = await services.connection_register(
                 connection=connection, member=member, since=since if protocol.valid_message_id(since) else None
             )
@@ -148,16 +149,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         before = protocol.message_id_field(request.body, "before")
         await self.send_frame(await services.history_before(room=self.connection.room, before=before))
 
-    # --- Channel-layer events addressed to this one socket --------------------
-
-    async def chat_frame(self, event: dict) -> None:
-        """Send a prepared text frame (the ``@connections`` POST and admin messages)."""
-        await self.send_text(event["text"])
-
-    async def chat_close(self, event: dict) -> None:
-        """Close this socket from wherever the request came."""
-        await self.close(code=event.get("code", protocol.CLOSE_NORMAL))
-
     # --- Sending -------------------------------------------------------------
 
     async def send_text(self, text: str) -> None:
@@ -165,6 +156,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def send_frame(self, frame: dict) -> None:
         await self.send_text(protocol.encode(frame))
+
+    async def close_by_operator(self, code: int) -> None:
+        """An operator's close (the admin or ``@connections``), which sent its own notice first."""
+        if not self.closing:
+            self.closing = True
+            await self.close(code=code)
 
     async def close_with(self, code: int, error_code: str, sentence: str) -> None:
         """Say why in an error frame (daphne drops close reasons), then close with ``code``."""

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from . import protocol, services
 from .logs import log_task_death
+from .relay import get_room_relay
 from .stores import Connection
 
 logger = logging.getLogger(__name__)
@@ -59,12 +60,16 @@ class ServerInstance:
         self.sockets.pop(connection_id, None)
 
     async def start(self) -> None:
-        """Start the background duties once; the first heartbeat is written before it returns."""
+        """
+        Start the room relay and the background duties once; the first
+        heartbeat is written before it returns.
+        """
         if self._tasks:
             return
         async with self._starting:
             if self._tasks:
                 return
+            await get_room_relay().start()
             try:
                 await services.instance_heartbeat(instance_id=self.instance_id, interval=self.interval)
             except Exception:

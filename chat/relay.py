@@ -1,5 +1,5 @@
 """
-Room fan-out inside one server process.
+Room fan-out, and delivery to one socket, inside one server process.
 
 A room is a Channels group, but its members are server processes, not
 sockets: each process joins ``room.<name>`` once, through one channel of its
@@ -25,11 +25,15 @@ from .protocol import JOIN
 logger = logging.getLogger(__name__)
 
 ROOM_EVENT = "room.frame"
+# Events for one socket of this process: a prepared text frame, or a close.
+SOCKET_FRAME = "socket.frame"
+SOCKET_CLOSE = "socket.close"
 # Seconds after a welcome during which its history's messages are not sent again:
 # longer than a message can take from its history write to its publish.
 SKIP_WINDOW = 10.0
 
 Send = Callable[[str], Awaitable[None]]
+Close = Callable[[int], Awaitable[None]]
 
 
 def room_group(room: str) -> str:
@@ -51,6 +55,16 @@ def room_event(
     return {"type": ROOM_EVENT, "room": room, "text": text, "exclude": exclude, "id": message_id, "presence": presence}
 
 
+def socket_frame(*, connection_id: str, text: str) -> dict[str, Any]:
+    """The channel-layer message that carries one text frame to one socket."""
+    return {"type": SOCKET_FRAME, "connectionId": connection_id, "text": text}
+
+
+def socket_close(*, connection_id: str, code: int) -> dict[str, Any]:
+    """The channel-layer message that closes one socket."""
+    return {"type": SOCKET_CLOSE, "connectionId": connection_id, "code": code}
+
+
 class Member:
     """
     One local socket in a room. Until it is ready (its welcome frame sent),
@@ -60,11 +74,12 @@ class Member:
     and still arrive live a moment later.
     """
 
-    __slots__ = ("connection_id", "pending", "send", "skip", "skip_until")
+    __slots__ = ("close", "connection_id", "pending", "send", "skip", "skip_until")
 
-    def __init__(self, connection_id: str, send: Send) -> None:
+    def __init__(self, connection_id: str, send: Send, close: Close) -> None:
         self.connection_id = connection_id
         self.send = send
+        self.close = close
         self.pending: list[tuple[str | None, str]] | None = []
         self.skip: set[str] | None = None
         self.skip_until = 0.0
@@ -126,11 +141,17 @@ class Room:
 
 
 class RoomRelay:
-    """The rooms this process holds sockets in, and the task that feeds them."""
+    """
+    The rooms this process holds sockets in, and the task that feeds them.
+    Its one channel (``channel``) is what the registry records as each
+    socket's ``channelName``: events for one socket come through it too, so
+    no socket needs a channel, a subscription or a task of its own.
+    """
 
     def __init__(self, layer) -> None:
         self.layer = layer
         self.rooms: dict[str, Room] = {}
+        self.sockets: dict[str, Member] = {}
         self._channel: str | None = None
         self._task: asyncio.Task | None = None
         self._started = asyncio.Lock()
@@ -140,7 +161,7 @@ class RoomRelay:
         Add a local socket. The first one in a room subscribes this process to
         it, then seeds the roster with ``seed(name)``; the others wait for that.
         """
-        await self._start()
+        self.sockets[member.connection_id] = member
         room = self.rooms.get(name)
         if room is not None:
             room.members[member.connection_id] = member
@@ -148,6 +169,7 @@ class RoomRelay:
                 await asyncio.shield(room.joined)
             except BaseException:
                 room.members.pop(member.connection_id, None)
+                self.sockets.pop(member.connection_id, None)
                 raise
             return room
         room = self.rooms[name] = Room()
@@ -156,6 +178,7 @@ class RoomRelay:
             await self.layer.group_add(room_group(name), self._channel)
             room.seeded(await seed(name))
         except BaseException as error:
+            self.sockets.pop(member.connection_id, None)
             if self.rooms.get(name) is room:
                 del self.rooms[name]
             room.joined.set_exception(error)
@@ -166,6 +189,7 @@ class RoomRelay:
 
     async def leave(self, name: str, connection_id: str) -> None:
         """Remove a local socket; the last one out unsubscribes this process."""
+        self.sockets.pop(connection_id, None)
         room = self.rooms.get(name)
         if room is None:
             return
@@ -196,12 +220,32 @@ class RoomRelay:
             except Exception:
                 logger.exception("delivery failed", extra={"connection_id": member.connection_id})
 
-    async def _start(self) -> None:
+    async def deliver_to_socket(self, event: dict[str, Any]) -> None:
+        """An event for one socket: its frame, or its close."""
+        member = self.sockets.get(event.get("connectionId"))
+        if member is None:
+            return
+        if event["type"] == SOCKET_CLOSE:
+            await member.close(event["code"])
+        elif member.pending is not None:
+            member.pending.append((None, event["text"]))
+        else:
+            await member.send(event["text"])
+
+    @property
+    def channel(self) -> str:
+        """This process's channel, once ``start`` has run."""
+        if self._channel is None:
+            raise RuntimeError("the room relay has not started")
+        return self._channel
+
+    async def start(self) -> None:
+        """Make the channel and start receiving; idempotent."""
         if self._task is not None:
             return
         async with self._started:
             if self._task is None:
-                self._channel = await self.layer.new_channel("relay.")
+                self._channel = await self.layer.new_channel("relay")
                 self._task = asyncio.create_task(self._receive(), name="chat-room-relay")
                 self._task.add_done_callback(log_task_death)
 
@@ -219,8 +263,11 @@ class RoomRelay:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            if event.get("type") == ROOM_EVENT:
+            kind = event.get("type")
+            if kind == ROOM_EVENT:
                 await self.deliver(event)
+            elif kind in (SOCKET_FRAME, SOCKET_CLOSE):
+                await self.deliver_to_socket(event)
 
     async def close(self) -> None:
         if self._task is not None:

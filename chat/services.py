@@ -18,7 +18,7 @@ from django.conf import settings
 
 from . import protocol
 from .exceptions import ConnectionExists, ConnectionGone, StoreError
-from .relay import Member, get_room_relay, room_event, room_group
+from .relay import Member, get_room_relay, room_event, room_group, socket_close, socket_frame
 from .stores import Connection, Page, get_connection_store, get_message_store
 
 logger = logging.getLogger(__name__)
@@ -33,13 +33,15 @@ HISTORY_WRITE_TIMEOUT = 2.0
 STALE_AFTER_INTERVALS = 1.25
 
 
-def connection_new(
-    *, connection_id: str, channel_name: str, room: str, name: str, source_ip: str, user_agent: str
-) -> Connection:
-    """A connection record as ``$connect`` registers it."""
+def connection_new(*, connection_id: str, room: str, name: str, source_ip: str, user_agent: str) -> Connection:
+    """
+    A connection record as ``$connect`` registers it. Its ``channelName`` is
+    this process's room relay channel (started by ``ServerInstance.start``),
+    which reaches the socket from any process.
+    """
     return Connection(
         connection_id=connection_id,
-        channel_name=channel_name,
+        channel_name=get_room_relay().channel,
         room=room,
         name=name,
         connected_at=protocol.iso_timestamp(),
@@ -254,7 +256,7 @@ async def connection_get(*, connection_id: str) -> Connection | None:
 async def connection_post(*, connection_id: str, text: str) -> Connection:
     """PostToConnection: deliver ``text`` to that socket as one text frame, unchanged, whichever process holds it."""
     connection = await connection_live(connection_id=connection_id)
-    await get_channel_layer().send(connection.channel_name, {"type": "chat.frame", "text": text})
+    await get_channel_layer().send(connection.channel_name, socket_frame(connection_id=connection_id, text=text))
     logger.info("frame posted to connection", extra={"connection_id": connection_id, "chars": len(text)})
     return connection
 
@@ -275,7 +277,7 @@ async def connection_close(
     ``$disconnect`` (registry item deleted, room told).
     """
     connection = await connection_notify(connection_id=connection_id, message=message)
-    await get_channel_layer().send(connection.channel_name, {"type": "chat.close", "code": code})
+    await get_channel_layer().send(connection.channel_name, socket_close(connection_id=connection_id, code=code))
     logger.info("connection closed by operator", extra={"connection_id": connection_id, "code": code})
     return connection
 
