@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from .logs import log_task_death
 from .protocol import JOIN
@@ -148,8 +149,9 @@ class RoomRelay:
     no socket needs a channel, a subscription or a task of its own.
     """
 
-    def __init__(self, layer) -> None:
+    def __init__(self, layer, presence_limit: int) -> None:
         self.layer = layer
+        self.presence_limit = presence_limit
         self.rooms: dict[str, Room] = {}
         self.sockets: dict[str, Member] = {}
         self._channel: str | None = None
@@ -206,6 +208,8 @@ class RoomRelay:
             return
         if presence := event.get("presence"):
             room.apply(presence)
+            if len(room.roster) > self.presence_limit:
+                return  # a big room keeps its roster, but spares every member each join and leave
         text, exclude, message_id = event["text"], event.get("exclude"), event.get("id")
         for member in list(room.members.values()):
             if member.connection_id == exclude:
@@ -287,5 +291,5 @@ def get_room_relay() -> RoomRelay:
     loop = asyncio.get_running_loop()
     relay = _relays.get(loop)
     if relay is None:
-        relay = _relays[loop] = RoomRelay(get_channel_layer())
+        relay = _relays[loop] = RoomRelay(get_channel_layer(), settings.CHAT_PRESENCE_LIMIT)
     return relay

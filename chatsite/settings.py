@@ -280,6 +280,11 @@ CHAT_RATE_LIMIT_PER_SECOND = env_int("CHAT_RATE_LIMIT_PER_SECOND", 10)
 CHAT_RATE_LIMIT_BURST = env_int("CHAT_RATE_LIMIT_BURST", 20)
 CHAT_FLOOD_LIMIT = env_int("CHAT_FLOOD_LIMIT", 100)
 
+# Rooms with more people than this send no join/leave frames (each would go to
+# everyone: a storm of N x N frames when a crowd arrives); the welcome frame's
+# member list still tells each newcomer who is there.
+CHAT_PRESENCE_LIMIT = env_int("CHAT_PRESENCE_LIMIT", 200)
+
 # Whether visitors who are not logged in may chat (as guests).
 CHAT_ALLOW_ANONYMOUS = env_bool("CHAT_ALLOW_ANONYMOUS", True)
 
