@@ -6,24 +6,11 @@ The tests here use Playwright's sync API, so they are plain ``def`` tests: it
 cannot run inside the event loop that async tests run in.
 """
 
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import sync_playwright
 
+from ..support.browser import chromium
 from ..support.chat_page import WAIT_MS, ChatPage, remembered
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {"width": 375, "height": 667}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -31,12 +18,8 @@ DESKTOP = {"width": 1280, "height": 800}
 @pytest.fixture(scope="module")
 def browser():
     """One Chromium for a module's tests; each test opens its own contexts (separate browsers' storage)."""
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: apt-get install -y chromium (make test installs it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
