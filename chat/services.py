@@ -78,13 +78,7 @@ async def connection_register(
         raise
     room.roster[connection.connection_id] = connection.name
     members = [protocol.member(cid, name) for cid, name in itertools.islice(room.roster.items(), WELCOME_MEMBERS_LIMIT)]
-    await room_send(
-        room=connection.room,
-        frame=protocol.presence_frame(
-            event=protocol.JOIN, connection_id=connection.connection_id, name=connection.name, room=connection.room
-        ),
-        exclude=connection.connection_id,
-    )
+    await _announce(connection, protocol.JOIN)
     logger.info("connection registered", extra={"connection_id": connection.connection_id, "room": connection.room})
     return members, history
 
@@ -96,7 +90,7 @@ async def connection_disconnect(*, connection: Connection) -> None:
     finally:
         removed = await get_connection_store().remove(connection.connection_id)
     if removed is not None:  # otherwise a sweep already told the room
-        await _announce_leave(connection)
+        await _announce(connection, protocol.LEAVE)
     logger.info("connection removed", extra={"connection_id": connection.connection_id, "room": connection.room})
 
 
@@ -153,13 +147,13 @@ async def room_roster(room: str) -> dict[str, str]:
     return roster
 
 
-async def _announce_leave(connection: Connection) -> None:
-    await room_send(
-        room=connection.room,
-        frame=protocol.presence_frame(
-            event=protocol.LEAVE, connection_id=connection.connection_id, name=connection.name, room=connection.room
-        ),
+async def _announce(connection: Connection, event: str) -> None:
+    """Tell the connection's room it joined or left (a join goes to everyone else)."""
+    frame = protocol.presence_frame(
+        event=event, connection_id=connection.connection_id, name=connection.name, room=connection.room
     )
+    exclude = connection.connection_id if event == protocol.JOIN else None
+    await room_send(room=connection.room, frame=frame, exclude=exclude)
 
 
 # --- Server processes ----------------------------------------------------------
@@ -169,8 +163,8 @@ async def instance_heartbeat(*, instance_id: str, interval: float, held: Iterabl
     """
     Record that this process is alive for another ``interval``. If its
     heartbeat had been swept (it was too slow to beat, and taken for dead),
-    put back the registry items of the connections it still ``held``.
-    Returns whether the heartbeat was on record.
+    put back the registry items of the connections it still ``held`` and
+    tell their rooms they are there after all. Returns whether the heartbeat was on record.
     """
     now = time.time()
     known = await get_connection_store().heartbeat(
@@ -186,7 +180,8 @@ async def instance_heartbeat(*, instance_id: str, interval: float, held: Iterabl
             try:
                 await get_connection_store().add(connection)
             except ConnectionExists:
-                pass
+                continue
+            await _announce(connection, protocol.JOIN)
     return known
 
 
@@ -207,7 +202,7 @@ async def instance_sweep(*, instance_id: str) -> list[Connection]:
             connection = await store.remove(connection_id)
             if connection is not None:  # another sweeper may have got there first
                 removed.append(connection)
-                await _announce_leave(connection)
+                await _announce(connection, protocol.LEAVE)
         if not held and await store.forget_instance(instance.instance_id):
             logger.info("server process swept", extra={"instance_id": instance.instance_id})
     if removed:
@@ -239,7 +234,7 @@ async def connection_live(*, connection_id: str) -> Connection:
     holder = await store.instance(connection.instance_id)
     if holder is None or holder.stale_at < time.time():
         if await store.remove(connection_id) is not None:
-            await _announce_leave(connection)
+            await _announce(connection, protocol.LEAVE)
         logger.info("stale registry item removed", extra={"connection_id": connection_id})
         raise ConnectionGone(connection_id)
     return connection

@@ -85,3 +85,25 @@ async def test_a_killed_server_is_swept_and_its_clients_recover_on_the_survivor(
     assert [f["message"] for f in bob.welcome["history"]] == ["while you were away"]
     assert {m["name"] for m in bob.welcome["members"]} == {"Ann", "Bob"}
     await asyncio.gather(ann.close(), bob.close())
+
+
+async def test_a_live_server_taken_for_dead_puts_its_connections_back(start_server, room, dynamodb_local):
+    """Proves: if a slow process is swept by mistake, its next heartbeat restores its registry items and members."""
+    interval = 2
+    server = start_server(CHAT_HEARTBEAT_INTERVAL=str(interval))
+    ann = await ChatClient.join(server.ws_url, room, "Ann")
+    bob = await ChatClient.join(server.ws_url, room, "Bob")
+    await ann.receive_until(lambda f: f["type"] == protocol.PRESENCE and f["connectionId"] == bob.connection_id)
+    table = dynamodb_local.client()
+    key = {"connectionId": {"S": bob.connection_id}}
+    item = table.get_item(TableName="ChatConnections", Key=key, ConsistentRead=True)["Item"]
+    # What a sweeper does to a process whose heartbeat it found stale.
+    table.delete_item(TableName="ChatConnections", Key=key)
+    table.delete_item(TableName="ChatInstances", Key={"instanceId": item["instanceId"]})
+
+    joined = await ann.receive_until(
+        lambda f: f["type"] == protocol.PRESENCE and f["connectionId"] == bob.connection_id, 3 * interval
+    )
+    assert joined["event"] == protocol.JOIN
+    assert "Item" in table.get_item(TableName="ChatConnections", Key=key, ConsistentRead=True)
+    await asyncio.gather(ann.close(), bob.close())
