@@ -58,8 +58,8 @@ async def connection_register(
     """
     ``$connect``: record the connection, subscribe its socket to the room and
     tell the room. Returns the members and the history for the welcome frame:
-    the latest messages, or with ``since`` every message after that id (up to
-    the recovery limit). Live messages wait in ``member`` until it is ready,
+    the latest messages, or with ``since`` every message after that id (when
+    more than the recovery limit, the latest that many). Live messages wait in ``member`` until it is ready,
     so none falls between the history and the live stream. On any failure
     nothing stays registered and the error propagates.
     """
@@ -69,7 +69,9 @@ async def connection_register(
     try:
         room = await relay.join(connection.room, member, seed=room_roster)
         if since:
-            history, _ = await get_message_store().after(connection.room, since, limit=settings.CHAT_RECOVERY_LIMIT)
+            history, more = await get_message_store().after(connection.room, since, limit=settings.CHAT_RECOVERY_LIMIT)
+            if more:  # away too long to replay everything: the latest, so live ones follow on without a gap
+                history = await get_message_store().latest(connection.room, limit=settings.CHAT_RECOVERY_LIMIT)
         else:
             history = await get_message_store().latest(connection.room, limit=settings.CHAT_HISTORY_LIMIT)
     except BaseException:

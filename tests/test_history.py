@@ -83,3 +83,14 @@ async def test_a_client_reconnecting_with_since_misses_nothing_and_sees_nothing_
     assert [f["message"] for f in seen] == [f"n{i}" for i in range(total)]
     assert await reader.nothing_more(0.3) == []
     await asyncio.gather(sender.close(), reader.close())
+
+
+async def test_a_client_away_for_longer_than_the_recovery_limit_gets_the_latest_without_a_gap(start_server, room):
+    server = start_server(CHAT_RECOVERY_LIMIT="4")
+    ann = await ChatClient.join(server.ws_url, room, "Ann")
+    sent = await say_and_see(ann, [f"m{i}" for i in range(10)])
+    bob = await ChatClient.join(server.ws_url, room, "Bob", since=sent[0]["id"])
+    assert bob.welcome["history"] == sent[-4:]
+    await ann.say("live")
+    assert (await bob.receive_until(is_message))["message"] == "live"
+    await asyncio.gather(ann.close(), bob.close())
