@@ -302,6 +302,8 @@ def settle(ws: ClientConnection, connection_id: str, others: list[ClientConnecti
         if frame["type"] == protocol.MESSAGE:
             break
         assert frame["type"] == protocol.PRESENCE, frame
+    else:
+        raise AssertionError("the message did not come back among 10 frames")
     assert (frame["message"], frame["connectionId"]) == (text, connection_id), frame
     for other in others:
         joined = json.loads(other.recv(timeout=WAIT))
@@ -367,6 +369,11 @@ class Room:
 
 
 def test_arbitrary_frames_get_one_right_answer_each_and_disturb_nobody(start_server):
+    """
+    Each generated batch goes out frame by frame, each answer read before the
+    next frame; the bystander in the same room then sees exactly the batch's
+    delivered messages, and an observer in another room sees nothing at all.
+    """
     server = start_server(**SERVER_ENV)
     sockets = ExitStack()
     observer, _ = open_socket(sockets, server, f"calm-{uuid.uuid4().hex[:12]}", "Observer")
