@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small size of every scenario (under a minute)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the results file and plots")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS), help="scenarios to run")
+    parser.add_argument("--profile", type=Path, help="record the product with py-spy (raw stacks) into this directory")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     # A SIGTERM stops the run the way Ctrl-C does: through every finally, stopping the servers.
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     stack = Stack()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        stack.profile_dir = args.profile
     try:
         stack.start()
         logger.info("DynamoDB Local at %s, Redis at %s", stack.dynamodb.endpoint, stack.redis_url)

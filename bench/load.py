@@ -170,13 +170,15 @@ async def _members(spec: dict[str, Any], pipe) -> dict[str, Any]:
         except TimeoutError:
             pass  # those not connected by now count as failed
     pipe.send(("connected", len(sockets), len(tasks) - len(sockets)))
+    cpu_before = time.process_time()
     stop = loop.run_in_executor(None, pipe.recv)
-    everyone = asyncio.gather(*tasks)
+    everyone = asyncio.ensure_future(asyncio.wait(tasks))
     await asyncio.wait([stop, everyone], return_when=asyncio.FIRST_COMPLETED)
+    everyone.cancel()
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    result = tally.as_dict()
+    await asyncio.gather(everyone, *tasks, return_exceptions=True)
+    result = {**tally.as_dict(), "cpu_seconds": time.process_time() - cpu_before}
     pipe.send(("result", result))
     await stop  # the parent always says stop, which frees the reading thread
     await close_all(sockets)

@@ -91,6 +91,15 @@ def table(scenarios: dict[str, Any]) -> str:
                 f"   {count + ' workers: connections/s, p99 ms':<55}"
                 f"{_fmt(figures['connections_per_s']):>14}{_fmt(figures['connect_latency_ms']['p99']):>14}"
             )
+    memory = _get(scenarios, "levers.stores_in_memory.connect_storm")
+    if memory:
+        lines.append("-- lever: registry and history in memory instead of DynamoDB Local, connect storm (product)")
+        for store, figures in memory.items():
+            if figures:
+                lines.append(
+                    f"   {store + ': connections/s, p99 ms':<55}"
+                    f"{_fmt(figures['connections_per_s']):>14}{_fmt(figures['connect_latency_ms']['p99']):>14}"
+                )
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from tests.support.daphne import DaphneServer
 
 from .figures import cdf_points, latency_summary
 from .load import Workers, close_all, drain, open_socket, payload, room_url, send_request
-from .servers import cpu_seconds, rss_kib
+from .servers import Profiler, cpu_seconds, rss_kib
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ async def connect_storm(server: DaphneServer, kind: str, *, sizes: Sizes, one_ro
     completions: list[float] = []
     failures = 0
     cpu_before = cpu_seconds(pid(server))
+    profiler = Profiler(server, f"{server.name}-storm-{'one-room' if one_room else 'rooms'}", seconds=5)
     start = time.monotonic()
     bar = tqdm(total=count, desc=f"connect storm {kind}{' one room' if one_room else ''}", leave=False, unit="conn")
 
@@ -118,6 +119,7 @@ async def connect_storm(server: DaphneServer, kind: str, *, sizes: Sizes, one_ro
         cpu = cpu_seconds(pid(server)) - cpu_before
         rss = rss_kib(pid(server))
     finally:
+        profiler.stop()
         bar.close()
         await close_all(sockets)
         for reader in readers:
@@ -135,6 +137,7 @@ async def connect_storm(server: DaphneServer, kind: str, *, sizes: Sizes, one_ro
         "server_cpu_percent": round(100 * cpu / elapsed, 1),
         "server_rss_kib": rss,
         "timeline_s": cdf_points(sorted(completions)),
+        "profile": profiler.path,
     }
 
 
@@ -183,6 +186,7 @@ async def traffic(
     workers = Workers(urls, processes=processes, welcome=welcome, planned=planned)
     senders: list[ClientConnection] = []
     readers: list[asyncio.Task] = []
+    profiler = Profiler(None, label)
     try:
         connected, failed = await workers.start()
         gate = asyncio.Semaphore(20)
@@ -196,6 +200,7 @@ async def traffic(
         pids = [pid(s) for s in servers]
         cpu_before = [cpu_seconds(p) for p in pids]
         start = time.monotonic() + 0.2
+        profiler = Profiler(servers[0], f"{servers[0].name}-{label}", seconds=seconds)
         sent = await asyncio.gather(
             *(_send_stream(ws, r, planned, rate, start + r / (rooms * rate)) for r, ws in enumerate(senders))
         )
@@ -204,6 +209,7 @@ async def traffic(
         cpu = [cpu_seconds(p) - before for p, before in zip(pids, cpu_before, strict=True)]
         rss = [rss_kib(p) for p in pids]
     finally:
+        profiler.stop()
         workers.stop()
         await close_all(senders)
         for reader in readers:
@@ -244,6 +250,8 @@ async def traffic(
         "server_cpu_percent": round(100 * sum(cpu) / (end - start), 1),
         "server_cpu_percent_per_process": [round(100 * c / (end - start), 1) for c in cpu],
         "server_rss_kib": sum(rss),
+        "generator_cpu_percent_per_process": [round(100 * r["cpu_seconds"] / (end - start), 1) for r in results],
+        "profile": profiler.path,
     }
 
 

@@ -50,6 +50,33 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+class Profiler:
+    """
+    ``py-spy record -f raw`` on a product process for a scenario's busy
+    seconds, when the run was asked to profile (``--profile DIR``) and
+    ``server`` has ``profile_dir``; otherwise nothing. ``path`` is the output.
+    """
+
+    def __init__(self, server: DaphneServer | None, label: str, seconds: float = 10) -> None:
+        self.process: subprocess.Popen | None = None
+        self.path: str | None = None
+        directory = getattr(server, "profile_dir", None)
+        if directory is None:
+            return
+        self.path = str(Path(directory) / f"{label}.txt")
+        argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "-f", "raw"]
+        argv += ["-d", str(max(1, round(seconds))), "-o", self.path, "-p", str(server.process.process.pid)]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
 class BaselineServer(DaphneServer):
     """The tutorial-style consumer of bench/baseline/ under daphne."""
 
@@ -80,6 +107,8 @@ class Stack:
         self.dynamodb: DynamoDBLocal | None = None
         self.redis_url = ""
         self.servers: list[DaphneServer] = []
+        # Set to a directory to profile the product's busy seconds with py-spy.
+        self.profile_dir: Path | None = None
 
     def start(self) -> "Stack":
         self.redis_url = ensure_redis()
@@ -137,6 +166,8 @@ class Stack:
         else:
             raise ValueError(f"no server kind {kind!r}")
         self.servers.append(server)
+        if kind == "product" and self.profile_dir is not None:
+            server.profile_dir = self.profile_dir
         return server.start(timeout=60)
 
     def stop_servers(self) -> None:

@@ -195,6 +195,22 @@ async def levers(stack: Stack, sizes: Sizes, scenarios: dict[str, Any]) -> dict[
         finally:
             server.stop()
     out["dynamodb_max_workers"] = {"setting": "CHAT_DYNAMODB_MAX_WORKERS", "connect_storm": workers}
+    # Not a configuration to ship (one process only): how much of a connect is DynamoDB Local's.
+    server = stack.server(
+        "product",
+        "product-memory-stores",
+        CHAT_CONNECTION_STORE="chat.stores.memory.MemoryConnectionStore",
+        CHAT_MESSAGE_STORE="chat.stores.memory.MemoryMessageStore",
+    )
+    try:
+        memory = await connect_storm(server, "product", sizes=sizes, one_room=False)
+    finally:
+        server.stop()
+    shipped = scenarios.get("connect_storm", {}).get("rooms", {}).get("product")
+    out["stores_in_memory"] = {
+        "settings": "CHAT_CONNECTION_STORE, CHAT_MESSAGE_STORE = chat.stores.memory.*",
+        "connect_storm": {"dynamodb": shipped, "memory": memory},
+    }
     return out
 
 

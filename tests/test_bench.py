@@ -64,6 +64,8 @@ def test_quick_benchmark_runs_every_scenario_and_writes_consistent_figures(tmp_p
     layer = scenarios["levers"]["channel_layer"]
     assert layer["fanout"]["core"]["deliveries_received"] > 0
     assert "deliveries_per_s" in layer["fanout"]["ratio_pubsub_over_core"]
+    memory = scenarios["levers"]["stores_in_memory"]["connect_storm"]["memory"]
+    assert memory["connected"] + memory["failures"] == memory["connections"]
 
     assert {t["met"] for t in record["targets"]} <= {True, False}
     assert len(record["targets"]) >= 8
