@@ -100,6 +100,12 @@ def table(scenarios: dict[str, Any]) -> str:
                     f"   {store + ': connections/s, p99 ms':<55}"
                     f"{_fmt(figures['connections_per_s']):>14}{_fmt(figures['connect_latency_ms']['p99']):>14}"
                 )
+        for store, figures in _get(scenarios, "levers.stores_in_memory.many_rooms").items():
+            if figures:
+                lines.append(
+                    f"   {store + ': many rooms, lost, p99 ms':<55}"
+                    f"{_fmt(figures['lost']):>14}{_fmt(figures['latency_ms']['p99']):>14}"
+                )
     return "\n".join(lines)
 
 

@@ -204,12 +204,23 @@ async def levers(stack: Stack, sizes: Sizes, scenarios: dict[str, Any]) -> dict[
     )
     try:
         memory = await connect_storm(server, "product", sizes=sizes, one_room=False)
+        memory_rooms = await traffic(
+            [server],
+            "product",
+            rooms=sizes.many_rooms,
+            members=sizes.many_room_members,
+            rate=sizes.many_rate,
+            seconds=sizes.many_seconds,
+            sizes=sizes,
+            label="lever-memory-many",
+        )
     finally:
         server.stop()
     shipped = scenarios.get("connect_storm", {}).get("rooms", {}).get("product")
     out["stores_in_memory"] = {
         "settings": "CHAT_CONNECTION_STORE, CHAT_MESSAGE_STORE = chat.stores.memory.*",
         "connect_storm": {"dynamodb": shipped, "memory": memory},
+        "many_rooms": {"dynamodb": scenarios.get("many_rooms", {}).get("product"), "memory": memory_rooms},
     }
     return out
 
