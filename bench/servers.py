@@ -7,6 +7,7 @@ and memory read from /proc.
 import logging
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -178,3 +179,4 @@ class Stack:
         self.stop_servers()
         if self.dynamodb is not None:
             self.dynamodb.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
