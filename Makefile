@@ -1,5 +1,6 @@
 # make run   - set everything up and run the chat on http://127.0.0.1:8000
 # make test  - set everything up and run the whole test suite
+# make bench - the benchmark, product against baseline (about 15 minutes; BENCH_ARGS=--quick: under one)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,6 +14,10 @@ run: setup
 test: setup
 	bin/install-system-packages test
 	$(PY) -m pytest
+
+bench: setup
+	bin/install-system-packages test
+	$(PY) -m bench $(BENCH_ARGS)
 
 setup: $(VENV)/.installed node_modules/.installed
 

@@ -188,12 +188,21 @@ CONTENT_SECURITY_POLICY = {
 # which only reaches sockets held by this one process.
 REDIS_URL = env("REDIS_URL")
 
+# Which channels-redis layer carries room traffic: ``pubsub`` (one PUBLISH per
+# room message, fanned out inside each process) or ``core`` (Redis lists, the
+# tutorial's default). bench/README.md has the measurements behind the default.
+CHAT_CHANNEL_LAYER = env("CHAT_CHANNEL_LAYER", "pubsub")
+_CHANNEL_LAYER_BACKENDS = {
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
+}
+if CHAT_CHANNEL_LAYER not in _CHANNEL_LAYER_BACKENDS:
+    raise ImproperlyConfigured(f"CHAT_CHANNEL_LAYER={CHAT_CHANNEL_LAYER!r} is not a channel layer: use pubsub or core.")
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            # One PUBLISH per room message, fanned out inside each process:
-            # see bench/README.md for the measurements behind this choice.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": _CHANNEL_LAYER_BACKENDS[CHAT_CHANNEL_LAYER],
             "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHAT_REDIS_PREFIX", "chat")},
         }
     }

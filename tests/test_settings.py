@@ -35,3 +35,13 @@ def test_the_server_refuses_to_start_without_a_secret_key():
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode != 0 and "DJANGO_SECRET_KEY is not set" in done.stderr
+
+
+def test_an_unknown_channel_layer_stops_the_server_naming_the_choices():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatsite.settings", "CHAT_CHANNEL_LAYER": "kafka"}
+    env.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-deployment-0123456789abcdef")
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "CHAT_CHANNEL_LAYER='kafka' is not a channel layer: use pubsub or core." in done.stderr

@@ -1,0 +1,3 @@
+"""No HTTP pages: the baseline only speaks WebSocket."""
+
+urlpatterns = []

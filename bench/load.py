@@ -1,0 +1,262 @@
+"""
+The load generator: asyncio clients over real sockets (``websockets``), in
+this process or in worker processes when one process cannot keep up.
+
+Every sent message carries its sender, its sequence number and the time it
+was sent (``time.monotonic()``, one clock for every process on this machine)
+in its text; members measure at receipt. The product answers a connection
+with a ``welcome`` frame; the baseline sends none, so a baseline socket is
+ready once its handshake is done. Both send ``{"type": "message",
+"message": <text>}`` frames, which is all the members read.
+"""
+
+import asyncio
+import multiprocessing
+import time
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+from .servers import raise_open_files
+
+# Seconds a single connect (handshake plus welcome) may take before it counts as failed.
+CONNECT_TIMEOUT = 20.0
+# Seconds a close may take before the socket is dropped.
+CLOSE_TIMEOUT = 5.0
+
+
+def room_url(base: str, room: str, name: str) -> str:
+    return f"{base}/ws/chat/{room}/?name={name}"
+
+
+async def open_socket(url: str, *, welcome: bool) -> ClientConnection:
+    """Connect; with ``welcome``, also wait for the product's welcome frame. Bounded by CONNECT_TIMEOUT."""
+
+    async def opened() -> ClientConnection:
+        ws = await connect(url, compression=None, ping_interval=None, max_queue=None, open_timeout=CONNECT_TIMEOUT)
+        if welcome:
+            frame = orjson.loads(await ws.recv())
+            if frame.get("type") != "welcome":
+                await ws.close()
+                raise RuntimeError(f"expected a welcome frame, got {frame.get('type')!r}")
+        return ws
+
+    return await asyncio.wait_for(opened(), CONNECT_TIMEOUT)
+
+
+async def drain(ws: ClientConnection) -> int:
+    """Read and drop every frame until the socket closes; returns how many error frames came."""
+    errors = 0
+    try:
+        async for text in ws:
+            if '"type":"error"' in text:
+                errors += 1
+    except Exception:  # the socket went away: nothing more to read
+        pass
+    return errors
+
+
+async def close_all(sockets: list[ClientConnection]) -> None:
+    async def close(ws: ClientConnection) -> None:
+        try:
+            await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT)
+        except Exception:  # closing is best effort: the process exit drops what is left
+            pass
+
+    for start in range(0, len(sockets), 500):
+        await asyncio.gather(*(close(ws) for ws in sockets[start : start + 500]))
+
+
+def payload(sender: int, seq: int) -> str:
+    """A message text saying who sent it, its number, and when (this machine's monotonic clock)."""
+    return f"{sender}|{seq}|{time.monotonic()!r}"
+
+
+def send_request(text: str) -> str:
+    """The ``sendMessage`` frame both servers understand."""
+    return orjson.dumps({"action": "sendMessage", "message": text}).decode()
+
+
+@dataclass
+class Tally:
+    """What the members of one worker received."""
+
+    received: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    finished_members: int = 0
+    latencies_ms: array = field(default_factory=lambda: array("d"))
+    first: float = 0.0
+    last: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "duplicates": self.duplicates,
+            "out_of_order": self.out_of_order,
+            "finished_members": self.finished_members,
+            "latencies_ms": self.latencies_ms.tobytes(),
+            "first": self.first,
+            "last": self.last,
+        }
+
+
+async def receive_messages(ws: ClientConnection, planned: int, tally: Tally) -> None:
+    """Count a member's message frames until it has ``planned`` distinct ones (or is cancelled)."""
+    seen: dict[str, set[int]] = {}
+    last_seq: dict[str, int] = {}
+    distinct = 0
+    async for text in ws:
+        now = time.monotonic()
+        frame = orjson.loads(text)
+        if frame.get("type") != "message":
+            continue
+        sender, seq_text, sent = frame["message"].split("|")
+        seq = int(seq_text)
+        tally.received += 1
+        tally.latencies_ms.append((now - float(sent)) * 1000.0)
+        tally.first = tally.first or now
+        tally.last = now
+        got = seen.setdefault(sender, set())
+        if seq in got:
+            tally.duplicates += 1
+            continue
+        got.add(seq)
+        if seq < last_seq.get(sender, -1):
+            tally.out_of_order += 1
+        last_seq[sender] = max(seq, last_seq.get(sender, -1))
+        distinct += 1
+        if distinct >= planned:
+            tally.finished_members += 1
+            return
+
+
+async def _members(spec: dict[str, Any], pipe) -> dict[str, Any]:
+    """A worker's members: connect them all, report, receive until done or told to stop."""
+    gate = asyncio.Semaphore(spec["concurrency"])
+    sockets: list[ClientConnection] = []
+    tally = Tally()
+    failed = 0
+    all_tried = asyncio.Event()
+
+    def tried() -> None:
+        if len(sockets) + failed == len(spec["urls"]):
+            all_tried.set()
+
+    async def member(url: str) -> None:
+        nonlocal failed
+        async with gate:
+            try:
+                ws = await open_socket(url, welcome=spec["welcome"])
+            except Exception:
+                failed += 1
+                tried()
+                return
+        sockets.append(ws)
+        tried()
+        try:
+            await receive_messages(ws, spec["planned"], tally)
+        except Exception:  # closed under it: counted as loss by the parent
+            pass
+
+    loop = asyncio.get_running_loop()
+    tasks = [asyncio.create_task(member(url)) for url in spec["urls"]]
+    if tasks:
+        try:
+            await asyncio.wait_for(all_tried.wait(), spec["connect_timeout"])
+        except TimeoutError:
+            pass  # those not connected by now count as failed
+    pipe.send(("connected", len(sockets), len(tasks) - len(sockets)))
+    cpu_before = time.process_time()
+    stop = loop.run_in_executor(None, pipe.recv)
+    everyone = asyncio.ensure_future(asyncio.wait(tasks))
+    await asyncio.wait([stop, everyone], return_when=asyncio.FIRST_COMPLETED)
+    everyone.cancel()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(everyone, *tasks, return_exceptions=True)
+    result = {**tally.as_dict(), "cpu_seconds": time.process_time() - cpu_before}
+    pipe.send(("result", result))
+    await stop  # the parent always says stop, which frees the reading thread
+    await close_all(sockets)
+    return result
+
+
+def members_worker(spec: dict[str, Any], pipe) -> None:
+    """Entry point of a worker process (multiprocessing, spawn)."""
+    raise_open_files()
+    asyncio.run(_members(spec, pipe))
+
+
+class Workers:
+    """
+    Member sockets spread over worker processes. ``start`` connects them all;
+    ``results`` waits (bounded) for what each received and stops them.
+    """
+
+    def __init__(self, urls: list[str], *, processes: int, welcome: bool, planned: int, concurrency: int = 50) -> None:
+        self.context = multiprocessing.get_context("spawn")
+        self.processes = []
+        self.pipes = []
+        for index in range(processes):
+            mine = urls[index::processes]
+            spec = {
+                "urls": mine,
+                "welcome": welcome,
+                "planned": planned,
+                "concurrency": max(1, concurrency // processes),
+                "connect_timeout": 30 + len(mine) / 20,
+            }
+            parent, child = self.context.Pipe()
+            process = self.context.Process(target=members_worker, args=(spec, child), daemon=True)
+            self.processes.append((process, spec))
+            self.pipes.append(parent)
+
+    async def start(self) -> tuple[int, int]:
+        """Start the workers and wait until each has connected its members; returns (connected, failed)."""
+        for process, _ in self.processes:
+            process.start()
+        connected = failed = 0
+        for pipe, (_, spec) in zip(self.pipes, self.processes, strict=True):
+            message = await self._receive(pipe, spec["connect_timeout"] + 30)
+            if message is None or message[0] != "connected":
+                raise RuntimeError(f"a load worker did not connect its members: {message!r}")
+            connected += message[1]
+            failed += message[2]
+        return connected, failed
+
+    async def results(self, within: float) -> list[dict[str, Any]]:
+        """Each worker's tally: when all its members are done, or ``within`` seconds from now."""
+        deadline = time.monotonic() + within
+        results: list[dict[str, Any] | None] = [None] * len(self.pipes)
+        for index, pipe in enumerate(self.pipes):
+            message = await self._receive(pipe, max(0.0, deadline - time.monotonic()))
+            if message is not None:
+                results[index] = message[1]
+        for pipe in self.pipes:
+            pipe.send("stop")
+        for index, pipe in enumerate(self.pipes):
+            if results[index] is None:
+                message = await self._receive(pipe, 30)
+                if message is None:
+                    raise RuntimeError("a load worker sent no result")
+                results[index] = message[1]
+        return results
+
+    def stop(self) -> None:
+        for process, _ in self.processes:
+            if process.pid is None:
+                continue
+            process.join(timeout=15)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+
+    @staticmethod
+    async def _receive(pipe, within: float):
+        if await asyncio.to_thread(pipe.poll, within):
+            return pipe.recv()
+        return None

@@ -1,0 +1,172 @@
+"""The run's table on stdout, and which of the issue's targets it meets."""
+
+from typing import Any
+
+
+def _get(data: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+TRAFFIC_ROWS = (
+    "deliveries_expected",
+    "deliveries_distinct",
+    "lost",
+    "duplicates",
+    "out_of_order",
+    "latency_ms.p50",
+    "latency_ms.p95",
+    "latency_ms.p99",
+    "latency_ms.max",
+    "deliveries_per_s",
+    "server_cpu_percent",
+)
+STORM_ROWS = (
+    "connected",
+    "failures",
+    "connections_per_s",
+    "connect_latency_ms.p50",
+    "connect_latency_ms.p99",
+    "server_cpu_percent",
+)
+
+
+def table(scenarios: dict[str, Any]) -> str:
+    """A plain-text table: one line per figure, product, baseline, product/baseline."""
+    lines = [f"{'figure':<58}{'product':>14}{'baseline':>14}{'ratio':>9}"]
+
+    def section(title: str, case: dict[str, Any], rows: tuple[str, ...]) -> None:
+        lines.append(f"-- {title}")
+        for row in rows:
+            product, baseline = _get(case["product"], row), _get(case["baseline"], row)
+            ratio = case.get("ratio", {}).get(row)
+            lines.append(f"   {row:<55}{_fmt(product):>14}{_fmt(baseline):>14}{_fmt(ratio):>9}")
+
+    for mode, case in scenarios.get("connect_storm", {}).items():
+        section(
+            f"connect storm, {mode.replace('_', ' ')} ({case['product']['connections']} connections)", case, STORM_ROWS
+        )
+    for members, case in scenarios.get("fanout", {}).items():
+        section(f"fan-out, {members} members", case, TRAFFIC_ROWS)
+    if "many_rooms" in scenarios:
+        case = scenarios["many_rooms"]
+        section(f"many rooms, {case['product']['rooms']} x {case['product']['members_per_room']}", case, TRAFFIC_ROWS)
+    for count in scenarios.get("scale_out", {}).get("product", {}):
+        case = {kind: scenarios["scale_out"][kind][count] for kind in ("product", "baseline")}
+        case["ratio"] = scenarios["scale_out"]["ratio"][count]
+        section(f"scale-out, {count} process(es)", case, ("lost", "latency_ms.p99", "deliveries_per_s"))
+    idle = scenarios.get("idle")
+    if idle:
+        for p, b in zip(idle["product"]["steps"], idle["baseline"]["steps"], strict=False):
+            case = {"product": p, "baseline": b, "ratio": idle["ratio"].get(str(p["connections"]), {})}
+            section(
+                f"idle, {p['connections']} connections",
+                case,
+                ("failures", "rss_per_connection_kib", "ping_ms.p99", "echo_ms.p99"),
+            )
+    layer = _get(scenarios, "levers.channel_layer")
+    if layer:
+        for load in ("fanout", "saturated"):
+            lines.append(f"-- lever: channel layer, {load} (pubsub / core)")
+            for row in ("lost", "latency_ms.p99", "deliveries_per_s", "server_cpu_percent"):
+                pubsub, core = _get(layer[load]["pubsub"] or {}, row), _get(layer[load]["core"], row)
+                ratio = (layer[load]["ratio_pubsub_over_core"] or {}).get(row)
+                lines.append(f"   {row:<55}{_fmt(pubsub):>14}{_fmt(core):>14}{_fmt(ratio):>9}")
+    workers = _get(scenarios, "levers.dynamodb_max_workers.connect_storm")
+    if workers:
+        lines.append("-- lever: CHAT_DYNAMODB_MAX_WORKERS, connect storm (product)")
+        for count, figures in workers.items():
+            lines.append(
+                f"   {count + ' workers: connections/s, p99 ms':<55}"
+                f"{_fmt(figures['connections_per_s']):>14}{_fmt(figures['connect_latency_ms']['p99']):>14}"
+            )
+    memory = _get(scenarios, "levers.stores_in_memory.connect_storm")
+    if memory:
+        lines.append("-- lever: registry and history in memory instead of DynamoDB Local, connect storm (product)")
+        for store, figures in memory.items():
+            if figures:
+                lines.append(
+                    f"   {store + ': connections/s, p99 ms':<55}"
+                    f"{_fmt(figures['connections_per_s']):>14}{_fmt(figures['connect_latency_ms']['p99']):>14}"
+                )
+        for store, figures in _get(scenarios, "levers.stores_in_memory.many_rooms").items():
+            if figures:
+                lines.append(
+                    f"   {store + ': many rooms, lost, p99 ms':<55}"
+                    f"{_fmt(figures['lost']):>14}{_fmt(figures['latency_ms']['p99']):>14}"
+                )
+    return "\n".join(lines)
+
+
+def targets(scenarios: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured figure and whether it is met (None: not measured)."""
+    out = []
+
+    def target(name: str, goal: str, measured: Any, met: bool | None) -> None:
+        out.append({"target": name, "goal": goal, "measured": measured, "met": met})
+
+    fanout = scenarios.get("fanout", {})
+    if fanout:
+        largest = fanout[max(fanout, key=int)]
+        p, b = largest["product"], largest["baseline"]
+        clean = p["lost"] == 0 and p["duplicates"] == 0 and p["out_of_order"] == 0
+        target(
+            f"fan-out {p['members']} members: no loss, no duplicates, in order",
+            "0 / 0 / 0",
+            f"{p['lost']} / {p['duplicates']} / {p['out_of_order']}",
+            clean,
+        )
+        p99 = p["latency_ms"]["p99"]
+        target(f"fan-out {p['members']} members: delivery p99", "< 150 ms", p99, p99 is not None and p99 < 150)
+        ratio = largest["ratio"].get("deliveries_per_s")
+        target("fan-out deliveries/s vs baseline", ">= 1.0x", ratio, ratio is not None and ratio >= 1.0)
+        ratio = largest["ratio"].get("latency_ms.p99")
+        target("fan-out p99 vs baseline", "<= 1.0x", ratio, ratio is not None and ratio <= 1.0)
+        target(
+            f"fan-out {p['members']} members: loss (baseline's in brackets)",
+            "0",
+            f"{p['lost']} ({b['lost']})",
+            p["lost"] == 0,
+        )
+    storm = _get(scenarios, "connect_storm.rooms.product")
+    if storm:
+        target(
+            "connect storm: connections/s", ">= 300/s", storm["connections_per_s"], storm["connections_per_s"] >= 300
+        )
+        p99 = storm["connect_latency_ms"]["p99"]
+        target("connect storm: connect p99", "< 500 ms", p99, p99 is not None and p99 < 500)
+        target("connect storm: failures", "0", storm["failures"], storm["failures"] == 0)
+    idle = _get(scenarios, "idle.product.steps")
+    if idle:
+        last = idle[-1]
+        target(
+            f"idle: {last['connections']} connections on one process",
+            "10,000 at < 40 KiB each",
+            last["rss_per_connection_kib"],
+            last["connections"] >= 10000 and last["failures"] == 0 and last["rss_per_connection_kib"] < 40,
+        )
+    scale = _get(scenarios, "scale_out.product")
+    if scale and "1" in scale and "2" in scale:
+        one, two = scale["1"]["deliveries_per_s"], scale["2"]["deliveries_per_s"]
+        ratio = round(two / one, 3) if one else None
+        target("scale-out: 2 processes vs 1, deliveries/s", ">= 1.6x", ratio, ratio is not None and ratio >= 1.6)
+    return out
+
+
+def targets_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'target':<58}{'goal':>24}{'measured':>24}  met"]
+    for row in rows:
+        met = {True: "yes", False: "NO", None: "-"}[row["met"]]
+        lines.append(f"{row['target']:<58}{row['goal']:>24}{_fmt(row['measured']):>24}  {met}")
+    return "\n".join(lines)

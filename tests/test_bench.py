@@ -1,0 +1,76 @@
+"""The benchmark's quick mode runs end to end and writes well-formed figures (never judged on timing)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.suite import SCENARIOS
+
+from .support.processes import ROOT
+
+
+@pytest.mark.timeout(400)
+def test_quick_benchmark_runs_every_scenario_and_writes_consistent_figures(tmp_path):
+    """Proves: `python -m bench --quick` measures product and baseline side by side and stops by itself."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TEST_AWS_RECORD_DIR", "DJANGO_SETTINGS_MODULE")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=360,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    (path,) = tmp_path.glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["mode"] == "quick"
+    scenarios = record["scenarios"]
+    assert set(scenarios) == set(SCENARIOS)
+
+    traffic = [*scenarios["fanout"].values(), scenarios["many_rooms"]]
+    for case in traffic:
+        for kind in ("product", "baseline"):
+            figures = case[kind]
+            assert figures["messages_sent"] == figures["messages_planned"] > 0
+            assert figures["deliveries_expected"] == figures["messages_sent"] * figures["members_per_room"]
+            assert figures["deliveries_distinct"] == figures["deliveries_received"] - figures["duplicates"]
+            assert figures["lost"] == figures["deliveries_expected"] - figures["deliveries_distinct"]
+            assert figures["connected"] + figures["connect_failures"] == figures["members"]
+            assert figures["deliveries_received"] > 0
+            latency = figures["latency_ms"]
+            assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+            assert len(figures["latency_cdf_ms"]) == 101
+        assert case["ratio"]["deliveries_per_s"] == pytest.approx(
+            case["product"]["deliveries_per_s"] / case["baseline"]["deliveries_per_s"], rel=0.01
+        )
+
+    for case in scenarios["connect_storm"].values():
+        for kind in ("product", "baseline"):
+            figures = case[kind]
+            assert figures["connected"] + figures["failures"] == figures["connections"]
+            assert figures["connections_per_s"] > 0
+        assert "connections_per_s" in case["ratio"]
+
+    for kind in ("product", "baseline"):
+        steps = scenarios["idle"][kind]["steps"]
+        assert [s["connections"] + s["failures"] for s in steps] == record["sizes"]["idle_steps"]
+        assert all(s["rss_kib"] > 0 and s["ping_ms"]["p99"] is not None for s in steps)
+        assert set(scenarios["scale_out"][kind]) == {str(n) for n in record["sizes"]["scale_processes"]}
+    layer = scenarios["levers"]["channel_layer"]
+    assert layer["fanout"]["core"]["deliveries_received"] > 0
+    assert "deliveries_per_s" in layer["fanout"]["ratio_pubsub_over_core"]
+    memory = scenarios["levers"]["stores_in_memory"]["connect_storm"]["memory"]
+    assert memory["connected"] + memory["failures"] == memory["connections"]
+
+    assert {t["met"] for t in record["targets"]} <= {True, False}
+    assert len(record["targets"]) >= 8
+    for name in ("latency_cdf", "connect_rate", "rss_per_connection", "scale_out", "results"):
+        assert Path(record["files"][name]).is_file(), name
+        if name != "results":
+            assert Path(record["files"][name]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "fan-out" in done.stdout and "ratio" in done.stdout
