@@ -6,6 +6,7 @@ matches no route gets the ``$default`` answer, an error frame.
 """
 
 import logging
+from importlib import import_module
 from urllib.parse import parse_qs
 
 from channels.auth import get_user
@@ -13,6 +14,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.http.cookie import parse_cookie
 
 from . import protocol, services
 from .exceptions import ProtocolError, StoreError
@@ -178,8 +180,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         A logged-in visitor chats under their username. A guest's ``?name=``
         may not pass for a registered user. None: guests are not allowed.
         """
-        if settings.SESSION_COOKIE_NAME in self.scope.get("cookies", {}):
-            user = await get_user(self.scope)
+        session_key = _cookies(self.scope).get(settings.SESSION_COOKIE_NAME)
+        if session_key:
+            # The session is read here, at connect, rather than by a middleware
+            # that would also wrap every frame this socket is sent.
+            user = await get_user(
+                {**self.scope, "session": import_module(settings.SESSION_ENGINE).SessionStore(session_key)}
+            )
             if user.is_authenticated:
                 return user.get_username()[: protocol.NAME_MAX_LENGTH]
         if not settings.CHAT_ALLOW_ANONYMOUS:
@@ -188,6 +195,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if requested is not None and await _is_registered(name):
             name = f"{name[: protocol.NAME_MAX_LENGTH - 8]} (guest)"
         return name
+
+
+def _cookies(scope: dict) -> dict[str, str]:
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            return parse_cookie(value.decode("latin-1"))
+    return {}
 
 
 @database_sync_to_async

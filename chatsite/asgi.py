@@ -11,7 +11,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.sessions import SessionMiddlewareStack  # noqa: E402
 
 from chat import daphne_close_codes  # noqa: E402
 from chat.origins import AllowedHostsOriginValidator  # noqa: E402
@@ -27,7 +26,6 @@ get_message_store()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Sessions load lazily: only a visitor with a session cookie costs a lookup.
-        "websocket": AllowedHostsOriginValidator(SessionMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )
