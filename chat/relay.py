@@ -11,6 +11,7 @@ joins the group itself.
 """
 
 import asyncio
+import bisect
 import logging
 import time
 import weakref
@@ -21,7 +22,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from .logs import log_task_death
-from .protocol import JOIN
+from .protocol import JOIN, decode
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ SOCKET_CLOSE = "socket.close"
 SKIP_WINDOW = 10.0
 
 Send = Callable[[str], Awaitable[None]]
+# seed(room) -> (roster: connection id -> name, recent message frames)
+Seed = Callable[[str], Awaitable[tuple[dict[str, str], list[dict[str, Any]]]]]
 Close = Callable[[int], Awaitable[None]]
 
 
@@ -112,33 +115,59 @@ class Member:
 
 class Room:
     """
-    A room as this process sees it: its local sockets, and its roster (everyone
-    in it, on any process), seeded once from the registry and then kept by the
-    presence events every process of the room receives.
+    A room as this process sees it: its local sockets; its roster (everyone in
+    it, on any process); and its recent messages. Roster and messages are
+    read once from the stores when the process joins the room's group, then
+    kept by the room events every process of the room receives.
     """
 
-    __slots__ = ("backlog", "joined", "members", "roster")
+    __slots__ = ("backlog", "joined", "members", "recent", "recent_limit", "roster")
 
-    def __init__(self) -> None:
+    def __init__(self, recent_limit: int) -> None:
         self.members: dict[str, Member] = {}
         self.roster: dict[str, str] = {}  # connection id -> name
-        self.backlog: list[dict[str, str]] | None = []  # presence seen while seeding
+        # Message frames sorted by id; None once they may miss one (the channel
+        # layer failed), and then the store is read instead.
+        self.recent: list[dict[str, Any]] | None = []
+        self.recent_limit = recent_limit
+        self.backlog: list[dict[str, Any]] | None = []  # room events seen while seeding
         self.joined: asyncio.Future = asyncio.get_running_loop().create_future()
 
-    def seeded(self, roster: dict[str, str]) -> None:
-        """Take the registry's roster, then what changed while it was read."""
+    def seeded(self, roster: dict[str, str], recent: list[dict[str, Any]]) -> None:
+        """Take what the stores hold, then what happened while they were read."""
         self.roster.update(roster)
+        for message in recent:
+            self.remember(message)
         backlog, self.backlog = self.backlog or [], None
-        for presence in backlog:
-            self.apply(presence)
+        for event in backlog:
+            self.apply(event)
 
-    def apply(self, presence: dict[str, str]) -> None:
+    def apply(self, event: dict[str, Any]) -> None:
+        """Keep roster and recent messages up to date with one room event."""
         if self.backlog is not None:
-            self.backlog.append(presence)
-        elif presence["event"] == JOIN:
-            self.roster[presence["connectionId"]] = presence["name"]
-        else:
-            self.roster.pop(presence["connectionId"], None)
+            self.backlog.append(event)
+        elif presence := event.get("presence"):
+            if presence["event"] == JOIN:
+                self.roster[presence["connectionId"]] = presence["name"]
+            else:
+                self.roster.pop(presence["connectionId"], None)
+        elif event.get("id"):
+            self.remember(decode(event["text"]))
+
+    def remember(self, message: dict[str, Any]) -> None:
+        recent, message_id = self.recent, message["id"]
+        if recent is None:
+            return
+        if len(recent) >= self.recent_limit and message_id <= recent[0]["id"]:
+            return  # older than the window: not ours to keep
+        if any(m["id"] == message_id for m in recent[-8:]):
+            return
+        bisect.insort(recent, message, key=lambda m: m["id"])
+        del recent[: -self.recent_limit or len(recent)]
+
+    def latest(self) -> list[dict[str, Any]] | None:
+        """The recent messages, oldest first; None when they cannot be trusted and the store must be read."""
+        return None if self.recent is None else list(self.recent)
 
 
 class RoomRelay:
@@ -149,19 +178,21 @@ class RoomRelay:
     no socket needs a channel, a subscription or a task of its own.
     """
 
-    def __init__(self, layer, presence_limit: int) -> None:
+    def __init__(self, layer, presence_limit: int, recent_limit: int) -> None:
         self.layer = layer
         self.presence_limit = presence_limit
+        self.recent_limit = recent_limit
         self.rooms: dict[str, Room] = {}
         self.sockets: dict[str, Member] = {}
         self._channel: str | None = None
         self._task: asyncio.Task | None = None
         self._started = asyncio.Lock()
 
-    async def join(self, name: str, member: Member, seed: Callable[[str], Awaitable[dict[str, str]]]) -> Room:
+    async def join(self, name: str, member: Member, seed: Seed) -> Room:
         """
         Add a local socket. The first one in a room subscribes this process to
-        it, then seeds the roster with ``seed(name)``; the others wait for that.
+        it, then seeds the room with ``seed(name)`` (roster, recent messages);
+        the others wait for that.
         """
         self.sockets[member.connection_id] = member
         room = self.rooms.get(name)
@@ -174,11 +205,11 @@ class RoomRelay:
                 self.sockets.pop(member.connection_id, None)
                 raise
             return room
-        room = self.rooms[name] = Room()
+        room = self.rooms[name] = Room(self.recent_limit)
         room.members[member.connection_id] = member
         try:
             await self.layer.group_add(room_group(name), self._channel)
-            room.seeded(await seed(name))
+            room.seeded(*await seed(name))
         except BaseException as error:
             self.sockets.pop(member.connection_id, None)
             if self.rooms.get(name) is room:
@@ -188,6 +219,12 @@ class RoomRelay:
             raise
         room.joined.set_result(None)
         return room
+
+    def distrust_recent(self, name: str | None = None) -> None:
+        """A message may have been stored but not relayed: read history from the store from now on."""
+        for room_name, room in self.rooms.items():
+            if name is None or room_name == name:
+                room.recent = None
 
     async def leave(self, name: str, connection_id: str) -> None:
         """Remove a local socket; the last one out unsubscribes this process."""
@@ -206,10 +243,9 @@ class RoomRelay:
         room = self.rooms.get(event.get("room"))
         if room is None:
             return
-        if presence := event.get("presence"):
-            room.apply(presence)
-            if len(room.roster) > self.presence_limit:
-                return  # a big room keeps its roster, but spares every member each join and leave
+        room.apply(event)
+        if event.get("presence") and len(room.roster) > self.presence_limit:
+            return  # a big room keeps its roster, but spares every member each join and leave
         text, exclude, message_id = event["text"], event.get("exclude"), event.get("id")
         for member in list(room.members.values()):
             if member.connection_id == exclude:
@@ -264,6 +300,7 @@ class RoomRelay:
             except Exception:
                 # The layer lost Redis: say so once per failure and retry with backoff.
                 logger.exception("room relay cannot receive; retrying", extra={"retry_in": delay})
+                self.distrust_recent()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -291,5 +328,7 @@ def get_room_relay() -> RoomRelay:
     loop = asyncio.get_running_loop()
     relay = _relays.get(loop)
     if relay is None:
-        relay = _relays[loop] = RoomRelay(get_channel_layer(), settings.CHAT_PRESENCE_LIMIT)
+        relay = _relays[loop] = RoomRelay(
+            get_channel_layer(), settings.CHAT_PRESENCE_LIMIT, settings.CHAT_HISTORY_LIMIT
+        )
     return relay

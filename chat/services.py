@@ -18,7 +18,7 @@ from django.conf import settings
 
 from . import protocol
 from .exceptions import ConnectionExists, ConnectionGone, StoreError
-from .relay import Member, get_room_relay, room_event, room_group, socket_close, socket_frame
+from .relay import Member, Room, get_room_relay, room_event, room_group, socket_close, socket_frame
 from .stores import Connection, Page, get_connection_store, get_message_store
 
 logger = logging.getLogger(__name__)
@@ -59,25 +59,38 @@ async def connection_register(
     ``$connect``: record the connection, subscribe its socket to the room and
     tell the room. Returns the members and the history for the welcome frame:
     the latest messages, or with ``since`` every message after that id (when
-    more than the recovery limit, the latest that many). Live messages wait in ``member`` until it is ready,
-    so none falls between the history and the live stream. On any failure
+    more than the recovery limit, the latest that many). Live messages wait in
+    ``member`` until it is ready, so none falls between the history and the
+    live stream. On any failure
     nothing stays registered and the error propagates.
     """
     store = get_connection_store()
-    await store.add(connection)
     relay = get_room_relay()
-    try:
-        room = await relay.join(connection.room, member, seed=room_roster)
-        if since:
-            history, more = await get_message_store().after(connection.room, since, limit=settings.CHAT_RECOVERY_LIMIT)
-            if more:  # away too long to replay everything: the latest, so live ones follow on without a gap
-                history = await get_message_store().latest(connection.room, limit=settings.CHAT_RECOVERY_LIMIT)
-        else:
-            history = await get_message_store().latest(connection.room, limit=settings.CHAT_HISTORY_LIMIT)
-    except BaseException:
+
+    async def join_and_read() -> tuple[Room, list[dict[str, Any]]]:
+        # The socket joins before the history is read, so no message falls between them.
+        room = await relay.join(connection.room, member, seed=room_seed)
+        if not since:
+            recent = room.latest()
+            if recent is not None:
+                return room, recent
+            return room, await get_message_store().latest(connection.room, limit=settings.CHAT_HISTORY_LIMIT)
+        # Recovery always reads the store: a message another process stored but
+        # could not publish is in the store, and in no process's memory.
+        limit = settings.CHAT_RECOVERY_LIMIT
+        history, more = await get_message_store().after(connection.room, since, limit=limit)
+        if more:  # away too long to replay everything: the latest, so live ones follow on without a gap
+            history = await get_message_store().latest(connection.room, limit=limit)
+        return room, history
+
+    # The registry write and the room's side run together: one round trip, not two.
+    added, joined = await asyncio.gather(store.add(connection), join_and_read(), return_exceptions=True)
+    if isinstance(added, BaseException) or isinstance(joined, BaseException):
         await relay.leave(connection.room, connection.connection_id)
-        await store.remove(connection.connection_id)
-        raise
+        if not isinstance(added, BaseException):
+            await store.remove(connection.connection_id)
+        raise added if isinstance(added, BaseException) else joined
+    room, history = joined
     room.roster[connection.connection_id] = connection.name
     members = [protocol.member(cid, name) for cid, name in itertools.islice(room.roster.items(), WELCOME_MEMBERS_LIMIT)]
     await _announce(connection, protocol.JOIN)
@@ -116,7 +129,11 @@ async def message_broadcast(*, sender: Connection, text: str) -> dict[str, Any]:
         await asyncio.wait_for(get_message_store().append(frame, expires_at=expires_at), HISTORY_WRITE_TIMEOUT)
     except (StoreError, TimeoutError) as error:
         logger.warning("message not stored in history: %s", error or "timed out", extra={"room": sender.room})
-    await room_send(room=sender.room, frame=frame, message_id=frame["id"])
+    try:
+        await room_send(room=sender.room, frame=frame, message_id=frame["id"])
+    except Exception:
+        get_room_relay().distrust_recent(sender.room)  # stored, but this process never relayed it
+        raise
     return frame
 
 
@@ -135,6 +152,14 @@ async def room_send(*, room: str, frame: dict, exclude: str | None = None, messa
         room=room, text=protocol.encode(frame), exclude=exclude, message_id=message_id, presence=presence
     )
     await get_channel_layer().group_send(room_group(room), event)
+
+
+async def room_seed(room: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """What a process needs to serve a room it joins: its roster and its latest messages."""
+    roster, recent = await asyncio.gather(
+        room_roster(room), get_message_store().latest(room, limit=settings.CHAT_HISTORY_LIMIT)
+    )
+    return roster, recent
 
 
 async def room_roster(room: str) -> dict[str, str]:
