@@ -113,6 +113,11 @@ class DynamoDBTable:
         except BotoCoreError as error:
             raise StoreUnavailable(f"{self.endpoint} unreachable for {operation}: {error}") from None
 
+    async def get_item(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        """One item by its key, read consistently, or None."""
+        response = await self.call("get_item", TableName=self.table_name, Key=key, ConsistentRead=True)
+        return response.get("Item")
+
     async def ensure(self, definition: dict[str, Any], ttl_attribute: str | None = None) -> bool:
         """Create the table if missing, wait until it is active, turn TTL on. True if created."""
         try:
@@ -247,13 +252,7 @@ class DynamoDBConnectionStore(ConnectionStore):
         return _from_item(item) if item else None
 
     async def get(self, connection_id: str) -> Connection | None:
-        response = await self.table.call(
-            "get_item",
-            TableName=self.table.table_name,
-            Key={"connectionId": {"S": connection_id}},
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
+        item = await self.table.get_item({"connectionId": {"S": connection_id}})
         return _from_item(item) if item else None
 
     async def members(self, room: str, *, limit: int = 1000, cursor: str | None = None) -> Page:
@@ -378,13 +377,7 @@ class DynamoDBConnectionStore(ConnectionStore):
         return "Attributes" in response
 
     async def instance(self, instance_id: str) -> Instance | None:
-        response = await self.instances_table.call(
-            "get_item",
-            TableName=self.instances_table.table_name,
-            Key={"instanceId": {"S": instance_id}},
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
+        item = await self.instances_table.get_item({"instanceId": {"S": instance_id}})
         return _instance(item) if item else None
 
     async def instances(self) -> list[Instance]:
