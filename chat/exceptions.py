@@ -22,7 +22,11 @@ class StoreUnavailable(StoreError):
     """The connection store could not be reached, or its table is missing."""
 
 
-class ConnectionExists(StoreError):
+class ConditionFailed(StoreError):
+    """A conditional write found the item not as it required."""
+
+
+class ConnectionExists(ConditionFailed):
     """A connection with this id is already registered."""
 
 

@@ -7,9 +7,19 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..exceptions import ConnectionExists, StoreError, StoreUnavailable
+from ..exceptions import ConditionFailed, ConnectionExists, StoreError, StoreUnavailable
 
-__all__ = ["Connection", "ConnectionExists", "ConnectionStore", "Page", "StoreError", "StoreUnavailable"]
+__all__ = [
+    "ConditionFailed",
+    "Connection",
+    "ConnectionExists",
+    "ConnectionStore",
+    "Instance",
+    "MessageStore",
+    "Page",
+    "StoreError",
+    "StoreUnavailable",
+]
 
 
 @dataclass(frozen=True, slots=True)

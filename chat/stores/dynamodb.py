@@ -27,6 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .. import protocol
 from .base import (
+    ConditionFailed,
     Connection,
     ConnectionExists,
     ConnectionStore,
@@ -102,7 +103,7 @@ class DynamoDBTable:
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise ConnectionExists(params.get("Item", params.get("Key"))) from None
+                raise ConditionFailed(f"{operation} on {self.table_name}: condition not met") from None
             if code == "ResourceNotFoundException":
                 raise StoreUnavailable(
                     f"table {self.table_name} does not exist at {self.endpoint}: run 'python manage.py ensure_tables'"
@@ -234,12 +235,15 @@ class DynamoDBConnectionStore(ConnectionStore):
         )
 
     async def add(self, connection: Connection) -> None:
-        await self.table.call(
-            "put_item",
-            TableName=self.table.table_name,
-            Item=_to_item(connection),
-            ConditionExpression="attribute_not_exists(connectionId)",
-        )
+        try:
+            await self.table.call(
+                "put_item",
+                TableName=self.table.table_name,
+                Item=_to_item(connection),
+                ConditionExpression="attribute_not_exists(connectionId)",
+            )
+        except ConditionFailed:
+            raise ConnectionExists(connection.connection_id) from None
 
     async def remove(self, connection_id: str) -> Connection | None:
         response = await self.table.call(
@@ -256,18 +260,21 @@ class DynamoDBConnectionStore(ConnectionStore):
         return _from_item(item) if item else None
 
     async def members(self, room: str, *, limit: int = 1000, cursor: str | None = None) -> Page:
-        params: dict[str, Any] = {
+        params = {**self._room_query(room), "Limit": limit}
+        if start := decode_cursor(cursor):
+            params["ExclusiveStartKey"] = start
+        response = await self.table.call("query", **params)
+        return Page([_from_item(i) for i in response["Items"]], encode_cursor(response.get("LastEvaluatedKey")))
+
+    def _room_query(self, room: str) -> dict[str, Any]:
+        """Query parameters for one room's entries in ``room-index``."""
+        return {
             "TableName": self.table.table_name,
             "IndexName": ROOM_INDEX,
             "KeyConditionExpression": "#room = :room",
             "ExpressionAttributeNames": {"#room": "room"},
             "ExpressionAttributeValues": {":room": {"S": room}},
-            "Limit": limit,
         }
-        if start := decode_cursor(cursor):
-            params["ExclusiveStartKey"] = start
-        response = await self.table.call("query", **params)
-        return Page([_from_item(i) for i in response["Items"]], encode_cursor(response.get("LastEvaluatedKey")))
 
     async def scan(self, *, limit: int = 100, cursor: str | None = None) -> Page:
         params: dict[str, Any] = {"TableName": self.table.table_name, "Limit": limit}
@@ -286,23 +293,14 @@ class DynamoDBConnectionStore(ConnectionStore):
                 ConditionExpression="attribute_exists(connectionId)",
                 ExpressionAttributeValues={":at": {"S": last_active_at}},
             )
-        except ConnectionExists:
-            # call() reports every failed condition as ConnectionExists; here
-            # the condition is that the item exists, so it is gone.
+        except ConditionFailed:  # the item is gone
             return False
         return True
 
     async def count(self, room: str, *, limit: int = 10_000) -> int:
         # Query with Select=COUNT reads the room's index entries but returns
         # no items; each page covers up to 1 MB, so a room costs a few calls.
-        params: dict[str, Any] = {
-            "TableName": self.table.table_name,
-            "IndexName": ROOM_INDEX,
-            "KeyConditionExpression": "#room = :room",
-            "ExpressionAttributeNames": {"#room": "room"},
-            "ExpressionAttributeValues": {":room": {"S": room}},
-            "Select": "COUNT",
-        }
+        params = {**self._room_query(room), "Select": "COUNT"}
         total = 0
         while total < limit:
             params["Limit"] = limit - total
