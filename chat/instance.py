@@ -2,7 +2,9 @@
 This server process's own duties, run in the background of its event loop:
 a heartbeat in the registry, a sweep for processes that died without
 running ``$disconnect``, and the idle and maximum-duration limits of the
-sockets it holds. They start with the first socket and log if they fail.
+sockets it holds. They start with the first socket (`ServerInstance.start`,
+which also starts the room relay), end with the event loop, and log if they
+fail.
 """
 
 import asyncio
@@ -80,12 +82,6 @@ class ServerInstance:
                 self._every(self.interval / 4, self._sweep, "sweep"),
                 self._every(sockets_every, self._look_after_sockets, "sockets"),
             ]
-
-    async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _every(self, seconds: float, duty: Callable[[], Awaitable[object]], name: str) -> asyncio.Task:
         async def loop() -> None:

@@ -310,15 +310,6 @@ class RoomRelay:
             elif kind in (SOCKET_FRAME, SOCKET_CLOSE):
                 await self.deliver_to_socket(event)
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
 
 _relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RoomRelay]" = weakref.WeakKeyDictionary()
 
