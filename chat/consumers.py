@@ -18,9 +18,9 @@ from django.http.cookie import parse_cookie
 
 from . import protocol, services
 from .exceptions import ProtocolError, StoreError
-from .instance import LocalSocket, get_server_instance
+from .instance import get_server_instance
 from .limits import TokenBucket
-from .relay import Member
+from .relay import LocalSocket
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +32,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     ROUTES = {protocol.SEND_MESSAGE: "route_send_message", protocol.HISTORY: "route_history"}
 
     connection = None
-    local = None
+    socket = None
     closing = False
 
     async def connect(self) -> None:
         room = self.scope["url_route"]["kwargs"].get("room") or protocol.DEFAULT_ROOM
-        if not protocol.valid_room(room):
-            await self.close()  # refuses the handshake (HTTP 403)
+        instance = get_server_instance()
+        if not protocol.valid_room(room) or instance.draining:
+            await self.close()  # refuses the handshake (HTTP 403); a draining process takes no one new
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         name = await self._display_name(query.get("name", [None])[0])
@@ -51,9 +52,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         since = query.get("since", [None])[0]
         headers = dict(self.scope.get("headers", []))
         client = self.scope.get("client") or ("", 0)
-        instance = get_server_instance()
         try:
             await instance.start()
+            await instance.relay.open()  # a no-op unless Redis was down when the process started
             connection = services.connection_new(
                 connection_id=protocol.new_connection_id(),
                 room=room,
@@ -61,11 +62,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 source_ip=client[0] or "",
                 user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:512],
             )
-            member = Member(connection.connection_id, self.send_text, self.close_by_operator)
+            socket = LocalSocket(connection, self, max_duration=float(settings.CHAT_MAX_CONNECTION_DURATION))
             members, history = await services.connection_register(
-                connection=connection, member=member, since=since if protocol.valid_message_id(since) else None
+                socket=socket, since=since if protocol.valid_message_id(since) else None
             )
         except Exception as error:
+            # connection_register left nothing behind.
             if isinstance(error, StoreError):
                 logger.error("connection refused: %s", error, extra={"room": room})
             else:
@@ -76,35 +78,44 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "The chat is unavailable right now; try again in a moment.",
             )
             return
-        self.connection = connection
+        self.connection, self.socket = connection, socket
         self.bucket = TokenBucket(settings.CHAT_RATE_LIMIT_PER_SECOND, settings.CHAT_RATE_LIMIT_BURST)
         self.refused_in_a_row = 0
-        self.local = LocalSocket(connection, self.close_with)
-        instance.attach(self.local)
-        await self.send_frame(
-            protocol.welcome_frame(
-                connection_id=connection.connection_id, room=room, name=name, members=members, history=history
+        try:
+            await self.send_frame(
+                protocol.welcome_frame(
+                    connection_id=connection.connection_id, room=room, name=name, members=members, history=history
+                )
             )
-        )
-        await member.ready(already_sent={message["id"] for message in history})
+            await socket.ready(already_sent={message["id"] for message in history})
+        except BaseException as error:
+            # The client left during its welcome (the socket is closing), or the server is stopping:
+            # undo the registration now, since no disconnect follows a connect that raised.
+            await self.forget()
+            if not isinstance(error, Exception):
+                raise
+            logger.info("client left during its welcome", extra={"connection_id": connection.connection_id})
 
     async def disconnect(self, code: int) -> None:
-        if self.connection is None:
+        await self.forget()
+
+    async def forget(self) -> None:
+        """Undo this socket's registration, once: registry item, room, the room told it left."""
+        if self.socket is None:
             return
-        connection, self.connection = self.connection, None
-        get_server_instance().detach(connection.connection_id)
+        socket, self.socket, self.connection = self.socket, None, None
         try:
-            await services.connection_disconnect(connection=connection)
+            await services.connection_disconnect(socket=socket)
         except StoreError as error:
             # The item expires by TTL, or a sweep removes it once this process is gone.
-            logger.error("disconnect cleanup failed: %s", error, extra={"connection_id": connection.connection_id})
+            logger.error("disconnect cleanup failed: %s", error, extra={"connection_id": socket.connection_id})
         except Exception:
-            logger.exception("disconnect cleanup failed", extra={"connection_id": connection.connection_id})
+            logger.exception("disconnect cleanup failed", extra={"connection_id": socket.connection_id})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.connection is None or self.closing:
             return
-        self.local.touch()
+        self.socket.touch()
         if not self.bucket.take():
             await self._refuse_excess()
             return
@@ -129,7 +140,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _refuse_excess(self) -> None:
         self.refused_in_a_row += 1
         if self.refused_in_a_row >= settings.CHAT_FLOOD_LIMIT:
-            get_server_instance().detach(self.connection.connection_id)
             await self.close_with(
                 protocol.CLOSE_POLICY, protocol.FLOODING, "Disconnected for sending too fast for too long."
             )
@@ -154,7 +164,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- Sending -------------------------------------------------------------
 
     async def send_text(self, text: str) -> None:
-        await self.base_send({"type": "websocket.send", "text": text})
+        if not self.closing:
+            await self.base_send({"type": "websocket.send", "text": text})
 
     async def send_frame(self, frame: dict) -> None:
         await self.send_text(protocol.encode(frame))
@@ -169,9 +180,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Say why in an error frame (daphne drops close reasons), then close with ``code``."""
         if self.closing:
             return
-        self.closing = True
-        await self.send_frame(protocol.error_frame(error_code, sentence))
-        await self.close(code=code)
+        try:
+            await self.send_frame(protocol.error_frame(error_code, sentence))
+        finally:
+            self.closing = True
+            await self.close(code=code)
 
     # --- Identity ------------------------------------------------------------
 

@@ -1,12 +1,16 @@
 """
-``/healthz``: whether this process can reach what it needs, for load
-balancers and container health checks.
+Health of this process, for load balancers, container health checks and
+operators. Answered by a middleware placed first, so neither needs an
+allowed host (load balancers call by IP address) nor is redirected to https.
 
-200 when DynamoDB (a GetItem of a key that never exists) and the channel
-layer's Redis (a PING) both answer within ``TIMEOUT`` seconds; 503 naming
-what failed otherwise. It is answered by a middleware placed first, so it
-needs no allowed host (load balancers call it by IP address) and is never
-redirected to https.
+``/healthz`` is **liveness**: 200 while the event loop keeps time and the
+room relay and every background duty are running; 503 otherwise. It never
+asks DynamoDB or Redis, so a shared dependency failing never gets every
+task of a deployment replaced at once.
+
+``/readyz`` is **readiness**: 200 when DynamoDB (a GetItem of a key that
+never exists) and the channel layer's Redis (a PING) both answer within
+``TIMEOUT`` seconds and the process is not draining; 503 naming what is not.
 """
 
 import asyncio
@@ -18,14 +22,17 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from .exceptions import StoreError
+from .instance import get_server_instance
 from .stores import get_connection_store
 
 logger = logging.getLogger(__name__)
 
 PATH = "/healthz"
+READY_PATH = "/readyz"
 TIMEOUT = 2.0  # seconds each dependency may take to answer
 OK = "ok"
 UNAVAILABLE = "unavailable"
+DRAINING = "draining"
 
 
 def redis_urls() -> list[str]:
@@ -72,8 +79,26 @@ async def health_status() -> dict[str, str]:
     return dict(zip(checks, results, strict=True))
 
 
+async def liveness() -> tuple[bool, dict]:
+    """Whether this process works on its own: its duties run and its event loop keeps time."""
+    instance = get_server_instance()
+    await instance.start()  # a process that has not served a socket yet starts its duties here
+    supervisor = instance.supervisor
+    body = {"tasks": supervisor.state(), "loopLagSeconds": round(max(supervisor.loop_lag, supervisor.stuck_for()), 3)}
+    return instance.healthy(), body
+
+
+async def readiness() -> tuple[bool, dict]:
+    """Whether this process should be sent new sockets: its dependencies answer and it is not draining."""
+    checks = await health_status()
+    if get_server_instance().draining:
+        checks["process"] = DRAINING
+    failed = [name for name, state in checks.items() if state != OK]
+    return not failed, {"checks": checks, "failed": failed}
+
+
 class HealthCheckMiddleware:
-    """Answers ``GET /healthz`` itself; every other request passes through."""
+    """Answers ``GET /healthz`` and ``GET /readyz`` itself; every other request passes through."""
 
     async_capable = True
     sync_capable = False
@@ -82,11 +107,11 @@ class HealthCheckMiddleware:
         self.get_response = get_response
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path != PATH or request.method not in {"GET", "HEAD"}:
+        probes = {PATH: liveness, READY_PATH: readiness}
+        if request.path not in probes or request.method not in {"GET", "HEAD"}:
             return await self.get_response(request)
-        checks = await health_status()
-        failed = [name for name, state in checks.items() if state != OK]
-        body = {"status": UNAVAILABLE if failed else OK, "checks": checks, "failed": failed}
-        response = HttpResponse(json.dumps(body), content_type="application/json", status=503 if failed else 200)
+        ok, details = await probes[request.path]()
+        body = {"status": OK if ok else UNAVAILABLE, **details}
+        response = HttpResponse(json.dumps(body), content_type="application/json", status=200 if ok else 503)
         response["Cache-Control"] = "no-store"
         return response

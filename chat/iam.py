@@ -50,15 +50,18 @@ GRANTS = (
     # The running server: live connections.
     Grant(APPLICATION, "dynamodb:PutItem", "table:connections", "$connect records the connection (a conditional put)"),
     Grant(APPLICATION, "dynamodb:DeleteItem", "table:connections", "$disconnect, a sweep or an operator forgets it"),
+    Grant(APPLICATION, "dynamodb:BatchWriteItem", "table:connections", "a draining process forgets its sockets"),
     Grant(APPLICATION, "dynamodb:GetItem", "table:connections", "looks a connection up; /healthz's ping"),
     Grant(APPLICATION, "dynamodb:UpdateItem", "table:connections", "records lastActiveAt, at most once a minute"),
     Grant(APPLICATION, "dynamodb:Scan", "table:connections", "lists every live connection for operators"),
     Grant(APPLICATION, "dynamodb:Query", "indexes:connections", "room members and counts; a dead process's sockets"),
     # The running server: heartbeats of server processes.
-    Grant(APPLICATION, "dynamodb:PutItem", "table:instances", "each process's heartbeat, learning if it was swept"),
+    Grant(APPLICATION, "dynamodb:UpdateItem", "table:instances", "heartbeats (learning if swept); a sweeper's claim"),
     Grant(APPLICATION, "dynamodb:GetItem", "table:instances", "whether a connection's process is alive"),
     Grant(APPLICATION, "dynamodb:Scan", "table:instances", "the sweeper lists server processes to find dead ones"),
-    Grant(APPLICATION, "dynamodb:DeleteItem", "table:instances", "the sweeper forgets a dead process once swept"),
+    Grant(
+        APPLICATION, "dynamodb:DeleteItem", "table:instances", "a sweeper forgets a dead process; a drained one leaves"
+    ),
     # The running server: room history.
     Grant(APPLICATION, "dynamodb:PutItem", "table:messages", "stores each message sent"),
     Grant(APPLICATION, "dynamodb:Query", "table:messages", "welcome history, ?since= recovery, the history action"),

@@ -1,48 +1,38 @@
 """
-This server process's own duties, run in the background of its event loop:
-a heartbeat in the registry, a sweep for processes that died without
-running ``$disconnect``, and the idle and maximum-duration limits of the
-sockets it holds. They start with the first socket (`ServerInstance.start`,
-which also starts the room relay), end with the event loop, and log if they
-fail.
+This server process as the others see it, and its background duties: the
+room relay, a heartbeat in the registry, a sweep for processes that died
+without running ``$disconnect``, and the idle and maximum-duration limits of
+the sockets it holds. One ``Supervisor`` runs them all and restarts any that
+dies; ``start`` (at startup, or with the first socket) and ``drain`` (on
+SIGTERM) are the only ways in and out.
+
+The sockets themselves are recorded once, in the relay (``RoomRelay.sockets``).
 """
 
 import asyncio
 import logging
+import random
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
 
 from . import protocol, services
-from .logs import log_task_death
-from .relay import get_room_relay
-from .stores import Connection
+from .relay import LocalSocket, get_room_relay
+from .supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
-# close(code, error_code, sentence): what the instance calls to end a socket.
-Close = Callable[[int, str, str], Awaitable[None]]
-
-
-@dataclass(slots=True, eq=False)
-class LocalSocket:
-    """A socket this process holds, with the times its limits count from."""
-
-    connection: Connection
-    close: Close
-    opened: float = field(default_factory=time.monotonic)
-    last_active: float = field(default_factory=time.monotonic)
-    active_at: float = 0.0  # wall clock of the last frame from the client; 0: none yet
-    recorded_at: float = float("-inf")  # monotonic time lastActiveAt was last written
-
-    def touch(self) -> None:
-        """A frame came from the client."""
-        self.last_active = time.monotonic()
-        self.active_at = time.time()
+# Sockets are told to reconnect elsewhere over this part of the drain window;
+# the rest is left for their close handshakes and the registry's clean-up.
+DRAIN_SPREAD = 0.8
+# A drain removes registry items of closed sockets in batches this often (seconds).
+DRAIN_BATCH_EVERY = 0.5
+# Heartbeats after a restore that check the registry still holds every socket
+# here (a sweep still under way may remove some again).
+VERIFY_BEATS = 2
 
 
 class ServerInstance:
@@ -51,59 +41,65 @@ class ServerInstance:
         self.interval = float(settings.CHAT_HEARTBEAT_INTERVAL)
         self.idle_timeout = float(settings.CHAT_IDLE_TIMEOUT)
         self.max_duration = float(settings.CHAT_MAX_CONNECTION_DURATION)
-        self.sockets: dict[str, LocalSocket] = {}
-        self._tasks: list[asyncio.Task] = []
+        self.relay = get_room_relay()
+        self.supervisor: Supervisor | None = None
+        self.draining = False
+        self._verify_beats = 0
         self._starting: asyncio.Lock = asyncio.Lock()
 
-    def attach(self, socket: LocalSocket) -> None:
-        self.sockets[socket.connection.connection_id] = socket
-
-    def detach(self, connection_id: str) -> None:
-        self.sockets.pop(connection_id, None)
+    @property
+    def sockets(self) -> dict[str, LocalSocket]:
+        """The sockets this process holds, by connection id."""
+        return self.relay.sockets
 
     async def start(self) -> None:
         """
         Start the room relay and the background duties once; the first
-        heartbeat is written before it returns.
+        heartbeat is written (or has failed, logged) before it returns.
         """
-        if self._tasks:
+        if self.supervisor is not None:
             return
         async with self._starting:
-            if self._tasks:
+            if self.supervisor is not None:
                 return
-            await get_room_relay().start()
             try:
-                await services.instance_heartbeat(instance_id=self.instance_id, interval=self.interval)
+                await self.relay.open()
+            except Exception:
+                logger.exception(
+                    "room relay cannot open its channel; retrying", extra={"instance_id": self.instance_id}
+                )
+            try:
+                await self._beat()
             except Exception:
                 logger.exception("first heartbeat failed", extra={"instance_id": self.instance_id})
             sockets_every = max(0.2, min(1.0, self.idle_timeout / 4, self.max_duration / 4))
-            self._tasks = [
-                self._every(self.interval, self._beat, "heartbeat"),
-                self._every(self.interval / 4, self._sweep, "sweep"),
-                self._every(sockets_every, self._look_after_sockets, "sockets"),
-            ]
+            supervisor = Supervisor()
+            supervisor.start("relay", self.relay.run)
+            supervisor.start("heartbeat", _every(self.interval, self._beat, "heartbeat", fixed_rate=True))
+            supervisor.start("sweep", _every(self.interval / 4, self._sweep, "sweep"))
+            supervisor.start("sockets", _every(sockets_every, self._look_after_sockets, "socket limits"))
+            self.supervisor = supervisor
 
-    def _every(self, seconds: float, duty: Callable[[], Awaitable[object]], name: str) -> asyncio.Task:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(seconds)
-                try:
-                    await duty()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("%s failed; trying again in %.1f s", name, seconds)
-
-        task = asyncio.create_task(loop(), name=f"chat-{name}")
-        task.add_done_callback(log_task_death)
-        return task
+    def healthy(self) -> bool:
+        """Liveness: every duty runs and the event loop keeps time."""
+        return self.supervisor is not None and self.supervisor.healthy()
 
     async def _beat(self) -> None:
-        held = [socket.connection for socket in self.sockets.values()]
-        await services.instance_heartbeat(instance_id=self.instance_id, interval=self.interval, held=held)
+        verify = self._verify_beats > 0
+        self._verify_beats = max(0, self._verify_beats - 1)
+        swept = await services.instance_heartbeat(
+            instance_id=self.instance_id,
+            interval=self.interval,
+            held=lambda: [socket.connection for socket in self.sockets.values()],
+            still_held=self.sockets.__contains__,
+            verify=verify,
+        )
+        if swept:
+            self._verify_beats = VERIFY_BEATS
 
     async def _sweep(self) -> None:
-        await services.instance_sweep(instance_id=self.instance_id)
+        if not self.draining:
+            await services.instance_sweep(instance_id=self.instance_id, interval=self.interval)
 
     async def _look_after_sockets(self) -> None:
         """Close sockets past their limits; record recent activity (at most once a minute each)."""
@@ -114,22 +110,108 @@ class ServerInstance:
             if recent and now - socket.recorded_at >= protocol.LAST_ACTIVE_INTERVAL:
                 socket.recorded_at = now
                 moment = protocol.iso_timestamp(datetime.fromtimestamp(socket.active_at, UTC))
-                touches.append(services.connection_touch(connection_id=socket.connection.connection_id, moment=moment))
-            if now - socket.opened >= self.max_duration:
-                self.detach(socket.connection.connection_id)
-                await socket.close(
+                touches.append(services.connection_touch(connection_id=socket.connection_id, moment=moment))
+            if now >= socket.ends_at:
+                await socket.close_with(
                     protocol.CLOSE_MAX_DURATION,
                     protocol.MAX_DURATION,
                     f"Connections last at most {_span(self.max_duration)}; reconnect to carry on.",
                 )
             elif now - socket.last_active >= self.idle_timeout:
-                self.detach(socket.connection.connection_id)
-                await socket.close(
+                await socket.close_with(
                     protocol.CLOSE_IDLE,
                     protocol.IDLE_TIMEOUT,
                     f"Closed after {_span(self.idle_timeout)} without activity; reconnect to carry on.",
                 )
         await asyncio.gather(*touches)
+
+    async def drain(self, seconds: float) -> None:
+        """
+        Leave cleanly (SIGTERM): refuse new sockets and fail readiness at
+        once; tell every socket to reconnect elsewhere (``server_restart``,
+        then 1012), each at a random moment of the first ``DRAIN_SPREAD`` of
+        ``seconds`` so their reconnects arrive smoothly; remove their registry
+        items in batches and tell their rooms; delete the heartbeat. Returns
+        within ``seconds`` plus the time DynamoDB takes to answer.
+        """
+        if self.draining:
+            return
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sockets = list(self.sockets.values())
+        logger.info("draining", extra={"instance_id": self.instance_id, "sockets": len(sockets), "seconds": seconds})
+        moments = sorted(random.uniform(0, seconds * DRAIN_SPREAD) for _ in sockets)
+        random.shuffle(sockets)
+        closed: list[LocalSocket] = []
+        last_batch = started
+        for socket, moment in zip(sockets, moments, strict=True):
+            delay = started + moment - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            closed.append(socket)
+            await self._tell_to_reconnect(socket)
+            if loop.time() - last_batch >= DRAIN_BATCH_EVERY:
+                closed, last_batch = await self._retire(closed), loop.time()
+        # Whatever connected while the drain began.
+        for socket in [s for s in self.sockets.values() if s not in sockets]:
+            closed.append(socket)
+            await self._tell_to_reconnect(socket)
+        await self._retire(closed)
+        if self.supervisor is not None:
+            await self.supervisor.stop(["heartbeat", "sweep", "sockets"])
+        try:
+            await services.instance_retire(instance_id=self.instance_id)
+        except Exception:
+            logger.exception("heartbeat not removed; the sweep takes it", extra={"instance_id": self.instance_id})
+        logger.info("drained", extra={"instance_id": self.instance_id, "seconds": round(loop.time() - started, 2)})
+
+    async def _tell_to_reconnect(self, socket: LocalSocket) -> None:
+        socket.drained = True
+        try:
+            await socket.close_with(
+                protocol.CLOSE_SERVICE_RESTART,
+                protocol.SERVER_RESTART,
+                "This server is restarting; reconnecting you to another one.",
+            )
+        except Exception:
+            logger.warning(
+                "drain could not close a socket", exc_info=True, extra={"connection_id": socket.connection_id}
+            )
+
+    async def _retire(self, closed: list[LocalSocket]) -> list[LocalSocket]:
+        """Remove the closed sockets' registry items in one batch call and tell their rooms; returns []."""
+        if closed:
+            try:
+                await services.connections_retire(sockets=closed)
+            except Exception:
+                logger.exception("drained connections not removed; the sweep takes them", extra={"count": len(closed)})
+        return []
+
+
+def _every(seconds: float, duty: Callable[[], Awaitable[object]], name: str, *, fixed_rate: bool = False):
+    """
+    A loop running ``duty`` every ``seconds``: counted from one start to the
+    next with ``fixed_rate`` (a slow duty does not push the next one later),
+    else as a pause after each. A failure is logged and the loop goes on.
+    """
+
+    async def loop() -> None:
+        clock = asyncio.get_running_loop()
+        next_at = clock.time() + seconds
+        while True:
+            await asyncio.sleep(max(0.0, next_at - clock.time()) if fixed_rate else seconds)
+            next_at += seconds
+            if next_at < clock.time():  # the loop was held up (the process stopped): carry on from now
+                next_at = clock.time() + seconds
+            try:
+                await duty()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s failed; trying again in %.1f s", name, seconds)
+
+    return loop
 
 
 def _span(seconds: float) -> str:

@@ -58,6 +58,8 @@ IDLE_TIMEOUT = "idle_timeout"
 MAX_DURATION = "max_duration"
 LOGIN_REQUIRED = "login_required"
 SERVER_UNAVAILABLE = "server_unavailable"
+SLOW_CONSUMER = "slow_consumer"
+SERVER_RESTART = "server_restart"
 
 # --- Limits and names --------------------------------------------------------
 
@@ -74,9 +76,11 @@ LAST_ACTIVE_INTERVAL = 60
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008  # kept flooding past the rate limit
 CLOSE_SERVER_ERROR = 1011  # the registry (DynamoDB) or Redis is unavailable
+CLOSE_SERVICE_RESTART = 1012  # this process is shutting down: reconnect at once, elsewhere
 CLOSE_IDLE = 4000  # no activity for the idle limit
 CLOSE_MAX_DURATION = 4001  # open for the longest time a connection may last
 CLOSE_BY_OPERATOR = 4003  # an operator disconnected it (admin or @connections)
+CLOSE_SLOW_CONSUMER = 4008  # the client read too slowly: the server held too much unsent for it
 CLOSE_LOGIN_REQUIRED = 4401  # anonymous visitors are not allowed here
 
 

@@ -13,16 +13,17 @@ joins the group itself.
 import asyncio
 import bisect
 import logging
+import random
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from .logs import log_task_death
 from .protocol import JOIN, decode
+from .stores import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +34,11 @@ SOCKET_CLOSE = "socket.close"
 # Seconds after a welcome during which its history's messages are not sent again:
 # longer than a message can take from its history write to its publish.
 SKIP_WINDOW = 10.0
+# Sockets end up to this fraction before the longest connection life.
+MAX_DURATION_JITTER = 0.1
 
-Send = Callable[[str], Awaitable[None]]
 # seed(room) -> (roster: connection id -> name, recent message frames)
 Seed = Callable[[str], Awaitable[tuple[dict[str, str], list[dict[str, Any]]]]]
-Close = Callable[[int], Awaitable[None]]
 
 
 def room_group(room: str) -> str:
@@ -69,24 +70,78 @@ def socket_close(*, connection_id: str, code: int) -> dict[str, Any]:
     return {"type": SOCKET_CLOSE, "connectionId": connection_id, "code": code}
 
 
-class Member:
+class SocketClient(Protocol):
+    """What the relay and the instance need of the consumer behind a socket."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close_by_operator(self, code: int) -> None: ...
+
+    async def close_with(self, code: int, error_code: str, sentence: str) -> None: ...
+
+
+class LocalSocket:
     """
-    One local socket in a room. Until it is ready (its welcome frame sent),
-    room frames wait in ``pending`` with their message ids. After that, for a
-    short while, messages the welcome's history already carried are skipped:
-    a message is stored before it is published, so one can be in the history
-    and still arrive live a moment later.
+    One socket this process holds: the one record of it, kept in
+    ``RoomRelay.sockets`` and looked up there by the instance's duties, the
+    drain and the operator paths. It knows its connection, how to write to
+    and close the socket (through the consumer), the times its limits count
+    from, and how far its registration got, so that whatever fails is undone
+    exactly.
+
+    Until it is ready (its welcome frame sent), room frames wait in
+    ``pending`` with their message ids. After that, for a short while,
+    messages the welcome's history already carried are skipped: a message is
+    stored before it is published, so one can be in the history and still
+    arrive live a moment later.
     """
 
-    __slots__ = ("close", "connection_id", "pending", "send", "skip", "skip_until")
+    __slots__ = (
+        "active_at",
+        "announced",
+        "client",
+        "connection",
+        "connection_id",
+        "drained",
+        "ends_at",
+        "last_active",
+        "opened",
+        "pending",
+        "recorded_at",
+        "skip",
+        "skip_until",
+    )
 
-    def __init__(self, connection_id: str, send: Send, close: Close) -> None:
-        self.connection_id = connection_id
-        self.send = send
-        self.close = close
+    def __init__(self, connection: Connection, client: SocketClient, *, max_duration: float = float("inf")) -> None:
+        self.connection = connection
+        self.connection_id = connection.connection_id
+        self.client = client
         self.pending: list[tuple[str | None, str]] | None = []
         self.skip: set[str] | None = None
         self.skip_until = 0.0
+        self.announced = False  # its room was told it joined
+        self.drained = False  # told to reconnect elsewhere: the drain removes its registry item
+        self.opened = self.last_active = time.monotonic()
+        # Up to a tenth earlier than the limit, so the sockets of one deploy do not all end in the same second.
+        self.ends_at = self.opened + max_duration * (1 - MAX_DURATION_JITTER * random.random())
+        self.active_at = 0.0  # wall clock of the last frame from the client; 0: none yet
+        self.recorded_at = float("-inf")  # monotonic time lastActiveAt was last written
+
+    async def send(self, text: str) -> None:
+        await self.client.send_text(text)
+
+    async def close(self, code: int) -> None:
+        """An operator's close, whose notice was sent already."""
+        await self.client.close_by_operator(code)
+
+    async def close_with(self, code: int, error_code: str, sentence: str) -> None:
+        """An ``error`` frame saying why, then the close."""
+        await self.client.close_with(code, error_code, sentence)
+
+    def touch(self) -> None:
+        """A frame came from the client."""
+        self.last_active = time.monotonic()
+        self.active_at = time.time()
 
     async def ready(self, already_sent: set[str] = frozenset()) -> None:
         """Deliver what arrived before the welcome frame, less what it carried, then go live."""
@@ -124,7 +179,7 @@ class Room:
     __slots__ = ("backlog", "joined", "members", "recent", "recent_limit", "roster")
 
     def __init__(self, recent_limit: int) -> None:
-        self.members: dict[str, Member] = {}
+        self.members: dict[str, LocalSocket] = {}
         self.roster: dict[str, str] = {}  # connection id -> name
         # Message frames sorted by id; None once they may miss one (the channel
         # layer failed), and then the store is read instead.
@@ -183,35 +238,33 @@ class RoomRelay:
         self.presence_limit = presence_limit
         self.recent_limit = recent_limit
         self.rooms: dict[str, Room] = {}
-        self.sockets: dict[str, Member] = {}
+        self.sockets: dict[str, LocalSocket] = {}
         self._channel: str | None = None
-        self._task: asyncio.Task | None = None
-        self._started = asyncio.Lock()
+        self._opening = asyncio.Lock()
 
-    async def join(self, name: str, member: Member, seed: Seed) -> Room:
+    async def join(self, name: str, socket: LocalSocket, seed: Seed) -> Room:
         """
         Add a local socket. The first one in a room subscribes this process to
         it, then seeds the room with ``seed(name)`` (roster, recent messages);
-        the others wait for that.
+        the others wait for that. On failure the socket is in no room.
         """
-        self.sockets[member.connection_id] = member
+        self.sockets[socket.connection_id] = socket
         room = self.rooms.get(name)
         if room is not None:
-            room.members[member.connection_id] = member
+            room.members[socket.connection_id] = socket
             try:
                 await asyncio.shield(room.joined)
             except BaseException:
-                room.members.pop(member.connection_id, None)
-                self.sockets.pop(member.connection_id, None)
+                await self.leave(name, socket.connection_id)
                 raise
             return room
         room = self.rooms[name] = Room(self.recent_limit)
-        room.members[member.connection_id] = member
+        room.members[socket.connection_id] = socket
         try:
             await self.layer.group_add(room_group(name), self._channel)
             room.seeded(*await seed(name))
         except BaseException as error:
-            self.sockets.pop(member.connection_id, None)
+            self.sockets.pop(socket.connection_id, None)
             if self.rooms.get(name) is room:
                 del self.rooms[name]
             room.joined.set_exception(error)
@@ -227,12 +280,11 @@ class RoomRelay:
                 room.recent = None
 
     async def leave(self, name: str, connection_id: str) -> None:
-        """Remove a local socket; the last one out unsubscribes this process."""
+        """Remove a local socket (idempotent); the last one out unsubscribes this process."""
         self.sockets.pop(connection_id, None)
         room = self.rooms.get(name)
-        if room is None:
+        if room is None or room.members.pop(connection_id, None) is None:
             return
-        room.members.pop(connection_id, None)
         if room.members or not room.joined.done():
             return
         del self.rooms[name]
@@ -258,42 +310,45 @@ class RoomRelay:
             try:
                 await member.send(text)
             except Exception:
-                logger.exception("delivery failed", extra={"connection_id": member.connection_id})
+                # One socket that cannot be written (it is closing) costs the others nothing.
+                logger.warning("delivery failed", exc_info=True, extra={"connection_id": member.connection_id})
 
     async def deliver_to_socket(self, event: dict[str, Any]) -> None:
         """An event for one socket: its frame, or its close."""
-        member = self.sockets.get(event.get("connectionId"))
-        if member is None:
+        socket = self.sockets.get(event.get("connectionId"))
+        if socket is None:
             return
         if event["type"] == SOCKET_CLOSE:
-            await member.close(event["code"])
-        elif member.pending is not None:
-            member.pending.append((None, event["text"]))
+            await socket.close(event["code"])
+        elif socket.pending is not None:
+            socket.pending.append((None, event["text"]))
         else:
-            await member.send(event["text"])
+            await socket.send(event["text"])
 
     @property
     def channel(self) -> str:
-        """This process's channel, once ``start`` has run."""
+        """This process's channel, once ``open`` has run."""
         if self._channel is None:
             raise RuntimeError("the room relay has not started")
         return self._channel
 
-    async def start(self) -> None:
-        """Make the channel and start receiving; idempotent."""
-        if self._task is not None:
-            return
-        async with self._started:
-            if self._task is None:
-                self._channel = await self.layer.new_channel("relay")
-                self._task = asyncio.create_task(self._receive(), name="chat-room-relay")
-                self._task.add_done_callback(log_task_death)
+    async def open(self) -> None:
+        """Make this process's channel; idempotent. ``run`` then receives on it."""
+        if self._channel is None:
+            async with self._opening:
+                if self._channel is None:
+                    self._channel = await self.layer.new_channel("relay")
 
-    async def _receive(self) -> None:
+    async def run(self) -> None:
+        """
+        Receive and deliver events until cancelled; supervised. Nothing one
+        event does stops the next: a failure is logged, and delivery goes on.
+        """
         delay = 0.1
         while True:
             try:
-                event = await self.layer.receive(self._channel)
+                await self.open()
+                event = await self.layer.receive(self.channel)
                 delay = 0.1
             except asyncio.CancelledError:
                 raise
@@ -304,11 +359,16 @@ class RoomRelay:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            kind = event.get("type")
-            if kind == ROOM_EVENT:
-                await self.deliver(event)
-            elif kind in (SOCKET_FRAME, SOCKET_CLOSE):
-                await self.deliver_to_socket(event)
+            try:
+                kind = event.get("type")
+                if kind == ROOM_EVENT:
+                    await self.deliver(event)
+                elif kind in (SOCKET_FRAME, SOCKET_CLOSE):
+                    await self.deliver_to_socket(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("room event not delivered", extra={"event_type": event.get("type")})
 
 
 _relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RoomRelay]" = weakref.WeakKeyDictionary()

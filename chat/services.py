@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -18,7 +18,7 @@ from django.conf import settings
 
 from . import protocol
 from .exceptions import ConnectionExists, ConnectionGone, StoreError
-from .relay import Member, Room, get_room_relay, room_event, room_group, socket_close, socket_frame
+from .relay import LocalSocket, Room, get_room_relay, room_event, room_group, socket_close, socket_frame
 from .stores import Connection, Page, get_connection_store, get_message_store
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,13 @@ WELCOME_MEMBERS_LIMIT = 1000
 ROSTER_PAGES = 100
 # Seconds a message waits for its history write before it is sent regardless.
 HISTORY_WRITE_TIMEOUT = 2.0
-# A heartbeat promises life for this many heartbeat intervals.
-STALE_AFTER_INTERVALS = 1.25
+# A heartbeat is abandoned after this part of an interval, and promises life
+# for this many intervals: the next beat starts one interval after this one
+# (fixed rate) and lands within a quarter more, so 1.5 leaves a quarter of an
+# interval to spare for clock skew between hosts. A dead process is swept
+# within 1.5 + 0.25 (the sweep period) intervals. README: "Nobody stuck".
+HEARTBEAT_TIMEOUT_INTERVALS = 0.25
+STALE_AFTER_INTERVALS = 1.5
 
 
 def connection_new(*, connection_id: str, room: str, name: str, source_ip: str, user_agent: str) -> Connection:
@@ -53,23 +58,25 @@ def connection_new(*, connection_id: str, room: str, name: str, source_ip: str, 
 
 
 async def connection_register(
-    *, connection: Connection, member: Member, since: str | None = None
+    *, socket: LocalSocket, since: str | None = None
 ) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     """
     ``$connect``: record the connection, subscribe its socket to the room and
     tell the room. Returns the members and the history for the welcome frame:
     the latest messages, or with ``since`` every message after that id (when
     more than the recovery limit, the latest that many). Live messages wait in
-    ``member`` until it is ready, so none falls between the history and the
-    live stream. On any failure
-    nothing stays registered and the error propagates.
+    ``socket`` until it is ready, so none falls between the history and the
+    live stream. On any failure, cancellation included, it is undone whole
+    (registry item, room membership, and a ``leave`` for a ``join`` already
+    announced) and the error propagates.
     """
+    connection = socket.connection
     store = get_connection_store()
     relay = get_room_relay()
 
     async def join_and_read() -> tuple[Room, list[dict[str, Any]]]:
         # The socket joins before the history is read, so no message falls between them.
-        room = await relay.join(connection.room, member, seed=room_seed)
+        room = await relay.join(connection.room, socket, seed=room_seed)
         if not since:
             recent = room.latest()
             if recent is not None:
@@ -83,30 +90,68 @@ async def connection_register(
             history = await get_message_store().latest(connection.room, limit=limit)
         return room, history
 
-    # The registry write and the room's side run together: one round trip, not two.
-    added, joined = await asyncio.gather(store.add(connection), join_and_read(), return_exceptions=True)
-    if isinstance(added, BaseException) or isinstance(joined, BaseException):
-        await relay.leave(connection.room, connection.connection_id)
-        if not isinstance(added, BaseException):
-            await store.remove(connection.connection_id)
-        raise added if isinstance(added, BaseException) else joined
-    room, history = joined
-    room.roster[connection.connection_id] = connection.name
-    members = [protocol.member(cid, name) for cid, name in itertools.islice(room.roster.items(), WELCOME_MEMBERS_LIMIT)]
-    await _announce(connection, protocol.JOIN)
+    try:
+        # The registry write and the room's side run together: one round trip, not two.
+        added, joined = await asyncio.gather(store.add(connection), join_and_read(), return_exceptions=True)
+        for outcome in (added, joined):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        room, history = joined
+        room.roster[connection.connection_id] = connection.name
+        members = [
+            protocol.member(cid, name) for cid, name in itertools.islice(room.roster.items(), WELCOME_MEMBERS_LIMIT)
+        ]
+        socket.announced = True  # a failed publish may still have reached some: its leave is owed either way
+        await _announce(connection, protocol.JOIN)
+    except BaseException:
+        await _undo(connection_disconnect(socket=socket))
+        raise
     logger.info("connection registered", extra={"connection_id": connection.connection_id, "room": connection.room})
     return members, history
 
 
-async def connection_disconnect(*, connection: Connection) -> None:
-    """``$disconnect``: unsubscribe the socket, forget the connection, tell the room."""
+async def _undo(cleanup: Awaitable[None]) -> None:
+    """Run a clean-up to its end even if the caller is being cancelled; log what it could not do."""
+    task = asyncio.ensure_future(cleanup)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("clean-up after a failed connect failed")
+
+
+async def connection_disconnect(*, socket: LocalSocket) -> None:
+    """
+    ``$disconnect``, and the undoing of a connect that failed half-way:
+    unsubscribe the socket, forget the connection, tell the room it left if
+    it was told it joined. Idempotent. A drained socket's registry item is
+    the drain's to remove (in a batch).
+    """
+    connection = socket.connection
     try:
         await get_room_relay().leave(connection.room, connection.connection_id)
     finally:
-        removed = await get_connection_store().remove(connection.connection_id)
-    if removed is not None:  # otherwise a sweep already told the room
-        await _announce(connection, protocol.LEAVE)
+        if not socket.drained:
+            removed = await get_connection_store().remove(connection.connection_id)
+            if removed is not None and socket.announced:  # otherwise a sweep already told the room
+                socket.announced = False
+                await _announce(connection, protocol.LEAVE)
     logger.info("connection removed", extra={"connection_id": connection.connection_id, "room": connection.room})
+
+
+async def connections_retire(*, sockets: list[LocalSocket]) -> None:
+    """
+    A draining process's sockets, closed: their registry items removed in
+    batches (not one call each) and their rooms told they left.
+    """
+    connections = [socket.connection for socket in sockets]
+    await get_connection_store().remove_many([c.connection_id for c in connections])
+    for socket in sockets:
+        if socket.announced:
+            socket.announced = False
+            await _announce(socket.connection, protocol.LEAVE)
+    logger.info("drained connections removed", extra={"count": len(connections)})
 
 
 async def message_broadcast(*, sender: Connection, text: str) -> dict[str, Any]:
@@ -186,37 +231,69 @@ async def _announce(connection: Connection, event: str) -> None:
 # --- Server processes ----------------------------------------------------------
 
 
-async def instance_heartbeat(*, instance_id: str, interval: float, held: Iterable[Connection] = ()) -> bool:
+async def instance_heartbeat(
+    *,
+    instance_id: str,
+    interval: float,
+    held: Callable[[], list[Connection]] = list,
+    still_held: Callable[[str], bool] = lambda connection_id: True,
+    verify: bool = False,
+) -> bool:
     """
-    Record that this process is alive for another ``interval``. If its
-    heartbeat had been swept (it was too slow to beat, and taken for dead),
-    put back the registry items of the connections it still ``held`` and
-    tell their rooms they are there after all. Returns whether the heartbeat was on record.
+    Record that this process is alive for another ``STALE_AFTER_INTERVALS``
+    intervals. Returns whether it had been swept: taken for dead (it was too
+    slow to beat), its heartbeat forgotten or claimed by a sweeper, so the
+    registry may have lost connections it still holds. Then, and with
+    ``verify``, every connection in ``held()`` that the registry lacks is put
+    back and its room told it is there after all.
+
+    The write is abandoned after ``HEARTBEAT_TIMEOUT_INTERVALS`` of an
+    interval (the next beat tries again); it goes through a client and
+    threads of its own, so no other DynamoDB work delays it.
     """
     now = time.time()
-    known = await get_connection_store().heartbeat(
-        instance_id,
-        at=now,
-        stale_at=now + interval * STALE_AFTER_INTERVALS,
-        expires_at=int(now + max(settings.CHAT_CONNECTION_TTL, interval * 10)),
+    store = get_connection_store()
+    intact = await asyncio.wait_for(
+        store.heartbeat(
+            instance_id,
+            at=now,
+            stale_at=now + interval * STALE_AFTER_INTERVALS,
+            expires_at=int(now + max(settings.CHAT_CONNECTION_TTL, interval * 10)),
+        ),
+        interval * HEARTBEAT_TIMEOUT_INTERVALS,
     )
-    held = list(held)
-    if not known and held:
-        logger.warning("heartbeat had been swept; registering connections again", extra={"count": len(held)})
-        for connection in held:
-            try:
-                await get_connection_store().add(connection)
-            except ConnectionExists:
-                continue
-            await _announce(connection, protocol.JOIN)
-    return known
+    if not intact or verify:
+        await _restore(instance_id, held(), still_held, swept=not intact)
+    return not intact
 
 
-async def instance_sweep(*, instance_id: str) -> list[Connection]:
+async def _restore(instance_id: str, held: list[Connection], still_held: Callable[[str], bool], *, swept: bool) -> None:
+    """Put back the registry items of ``held`` connections that a sweep removed."""
+    if not held:
+        return
+    store = get_connection_store()
+    registered = set(await store.held_by(instance_id))
+    missing = [c for c in held if c.connection_id not in registered and still_held(c.connection_id)]
+    if swept or missing:
+        logger.warning("swept while alive; registering connections again", extra={"count": len(missing)})
+    for connection in missing:
+        try:
+            await store.add(connection)
+        except ConnectionExists:
+            continue
+        if not still_held(connection.connection_id):  # it closed meanwhile: no ghost
+            await store.remove(connection.connection_id)
+            continue
+        await _announce(connection, protocol.JOIN)
+
+
+async def instance_sweep(*, instance_id: str, interval: float) -> list[Connection]:
     """
     Remove the connections of every server process whose heartbeat is stale,
-    and tell their rooms they left. A process's heartbeat is forgotten once
-    a sweep finds nothing left of it. Returns the connections removed here.
+    and tell their rooms they left. One sweeper claims each stale process (a
+    conditional write); the others pass it by. A process's heartbeat is
+    forgotten once a sweep finds nothing left of it, and only while it is
+    still stale. Returns the connections removed here.
     """
     store = get_connection_store()
     now = time.time()
@@ -224,17 +301,32 @@ async def instance_sweep(*, instance_id: str) -> list[Connection]:
     for instance in await store.instances():
         if instance.instance_id == instance_id or instance.stale_at > now:
             continue
-        held = await store.held_by(instance.instance_id)
-        for connection_id in held:
-            connection = await store.remove(connection_id)
-            if connection is not None:  # another sweeper may have got there first
-                removed.append(connection)
-                await _announce(connection, protocol.LEAVE)
-        if not held and await store.forget_instance(instance.instance_id):
-            logger.info("server process swept", extra={"instance_id": instance.instance_id})
+        removed += await _sweep_instance(instance.instance_id, sweeper=instance_id, now=now, interval=interval)
     if removed:
         logger.warning("swept connections of dead server processes", extra={"count": len(removed)})
     return removed
+
+
+async def _sweep_instance(dead: str, *, sweeper: str, now: float, interval: float) -> list[Connection]:
+    store = get_connection_store()
+    # Another sweeper's claim lapses after two sweep periods (it may have died mid-sweep).
+    if not await store.claim_instance(dead, sweeper=sweeper, now=now, lapse_before=now - interval / 2):
+        return []
+    removed: list[Connection] = []
+    held = await store.held_by(dead)
+    for connection_id in held:
+        connection = await store.remove(connection_id)
+        if connection is not None:
+            removed.append(connection)
+            await _announce(connection, protocol.LEAVE)
+    if not held and await store.forget_instance(dead, stale_before=now):
+        logger.info("server process swept", extra={"instance_id": dead})
+    return removed
+
+
+async def instance_retire(*, instance_id: str) -> None:
+    """A process that drained removes its own heartbeat: nothing is left to sweep."""
+    await get_connection_store().forget_instance(instance_id)
 
 
 # --- Operating live connections: the admin and the @connections API -----------
@@ -259,10 +351,20 @@ async def connection_live(*, connection_id: str) -> Connection:
     if connection is None:
         raise ConnectionGone(connection_id)
     holder = await store.instance(connection.instance_id)
-    if holder is None or holder.stale_at < time.time():
+    now = time.time()
+    if holder is None:
+        # Nothing vouches for it: its process was swept and forgotten. Were that
+        # process alive after all, its next heartbeat finds itself forgotten and
+        # registers its connections again.
         if await store.remove(connection_id) is not None:
             await _announce(connection, protocol.LEAVE)
         logger.info("stale registry item removed", extra={"connection_id": connection_id})
+        raise ConnectionGone(connection_id)
+    if holder.stale_at < now:
+        # Sweep its process now, through the same claim as every sweeper.
+        await _sweep_instance(
+            holder.instance_id, sweeper=settings.CHAT_INSTANCE_ID, now=now, interval=settings.CHAT_HEARTBEAT_INTERVAL
+        )
         raise ConnectionGone(connection_id)
     return connection
 

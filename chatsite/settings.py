@@ -232,6 +232,10 @@ CHAT_INSTANCES_TABLE = env("CHAT_INSTANCES_TABLE", "ChatInstances")
 # The table of room history.
 CHAT_MESSAGES_TABLE = env("CHAT_MESSAGES_TABLE", "ChatMessages")
 
+# Seconds between a server process's heartbeats; a process silent for one and
+# a half intervals is taken for dead and its connections are swept.
+CHAT_HEARTBEAT_INTERVAL = env_int("CHAT_HEARTBEAT_INTERVAL", 30)
+
 _DYNAMODB_OPTIONS = {
     "region_name": AWS_REGION,
     "endpoint_url": DYNAMODB_ENDPOINT_URL,
@@ -246,6 +250,8 @@ CHAT_CONNECTION_STORE = {
         **_DYNAMODB_OPTIONS,
         "table_name": CHAT_CONNECTIONS_TABLE,
         "instances_table_name": CHAT_INSTANCES_TABLE,
+        # One heartbeat write may take a quarter of an interval (README: "Nobody stuck").
+        "heartbeat_timeout": CHAT_HEARTBEAT_INTERVAL / 4,
     },
 }
 
@@ -273,15 +279,24 @@ CHAT_HISTORY_LIMIT = env_int("CHAT_HISTORY_LIMIT", 50)
 # Most messages replayed to a client reconnecting with ?since=.
 CHAT_RECOVERY_LIMIT = env_int("CHAT_RECOVERY_LIMIT", 1000)
 
-# Seconds between a server process's heartbeats; a process silent for longer
-# than this (and a quarter) is taken for dead and its connections are swept.
-CHAT_HEARTBEAT_INTERVAL = env_int("CHAT_HEARTBEAT_INTERVAL", 30)
-
 # A socket with no frame from its client for this long is closed (seconds).
 CHAT_IDLE_TIMEOUT = env_int("CHAT_IDLE_TIMEOUT", 10 * 60)
 
 # No socket stays open longer than this (seconds).
 CHAT_MAX_CONNECTION_DURATION = env_int("CHAT_MAX_CONNECTION_DURATION", 2 * 60 * 60)
+
+# The server pings every socket this often (seconds), whatever the client
+# sends, and closes one that has not answered a ping within CHAT_PING_TIMEOUT.
+CHAT_PING_INTERVAL = env_int("CHAT_PING_INTERVAL", 20)
+CHAT_PING_TIMEOUT = env_int("CHAT_PING_TIMEOUT", 20)
+
+# Most bytes this process holds for one socket that it has not yet handed to the
+# kernel; a client that reads slower than its room talks is closed past it (4008).
+CHAT_MAX_OUTBOUND_BYTES = env_int("CHAT_MAX_OUTBOUND_BYTES", 1024 * 1024)
+
+# On SIGTERM, the seconds over which this process tells its sockets to reconnect
+# elsewhere (1012), spread out so the reconnects do not all land at once.
+CHAT_DRAIN_SECONDS = env_int("CHAT_DRAIN_SECONDS", 10)
 
 # Frames a client may send per second, and in one burst; a client that keeps
 # going after CHAT_FLOOD_LIMIT refused frames in a row is disconnected.

@@ -60,6 +60,8 @@ class Instance:
     instance_id: str
     heartbeat_at: float  # epoch seconds
     stale_at: float  # epoch seconds after which, without a newer heartbeat, it is taken for dead
+    swept_by: str = ""  # the sweeper that claimed it, if one has
+    swept_at: float = 0.0  # epoch seconds of that claim
 
 
 def _no_options(store: object, options: dict[str, Any], setting: str) -> None:
@@ -126,8 +128,24 @@ class ConnectionStore(ABC):
     # died without running $disconnect, and its connections are swept.
 
     @abstractmethod
+    async def remove_many(self, connection_ids: list[str]) -> None:
+        """Forget these connections, in as few calls as the backend allows (a draining process)."""
+
+    @abstractmethod
     async def heartbeat(self, instance_id: str, *, at: float, stale_at: float, expires_at: int) -> bool:
-        """Record that ``instance_id`` is alive until ``stale_at``; True if it had a heartbeat on record."""
+        """
+        Record that ``instance_id`` is alive until ``stale_at``, dropping any
+        sweeper's claim. True if its heartbeat was on record and unclaimed:
+        False means a sweep may have removed its connections.
+        """
+
+    @abstractmethod
+    async def claim_instance(self, instance_id: str, *, sweeper: str, now: float, lapse_before: float) -> bool:
+        """
+        Claim a stale process for ``sweeper`` to sweep: True only if its
+        heartbeat is still stale at ``now`` and no other sweeper holds a claim
+        made after ``lapse_before``. A sweeper may renew its own claim.
+        """
 
     @abstractmethod
     async def instance(self, instance_id: str) -> Instance | None:
@@ -138,8 +156,12 @@ class ConnectionStore(ABC):
         """Every server process with a heartbeat on record."""
 
     @abstractmethod
-    async def forget_instance(self, instance_id: str) -> bool:
-        """Remove a process's heartbeat; True if this call removed it."""
+    async def forget_instance(self, instance_id: str, *, stale_before: float | None = None) -> bool:
+        """
+        Remove a process's heartbeat; True if this call removed it. With
+        ``stale_before``, only if it is stale by then: a heartbeat refreshed
+        meanwhile stays.
+        """
 
     @abstractmethod
     async def held_by(self, instance_id: str) -> list[str]:

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 ROOM_INDEX = "room-index"
 INSTANCE_INDEX = "instance-index"
 TTL_ATTRIBUTE = "expiresAt"
+# BatchWriteItem takes at most 25 requests; what DynamoDB leaves unprocessed is retried this often.
+BATCH_SIZE = 25
+BATCH_ATTEMPTS = 5
 
 # Item attribute for each Connection field.
 _ATTRIBUTES = {
@@ -230,8 +233,27 @@ class DynamoDBConnectionStore(ConnectionStore):
     """
 
     def __init__(self, **options: Any) -> None:
+        options = dict(options)
+        heartbeat_timeout = options.pop("heartbeat_timeout", 2.0)
+        if not isinstance(heartbeat_timeout, int | float) or heartbeat_timeout <= 0:
+            raise ImproperlyConfigured(
+                f"CHAT_CONNECTION_STORE['OPTIONS']['heartbeat_timeout']={heartbeat_timeout!r}: use seconds above 0."
+            )
         self.table, self.instances_table = _tables(
-            "CHAT_CONNECTION_STORE", dict(options), instances_table_name="ChatInstances"
+            "CHAT_CONNECTION_STORE", options, instances_table_name="ChatInstances"
+        )
+        # Heartbeats go through a client and threads of their own, with one
+        # attempt bounded by heartbeat_timeout: bulk work on the shared pool
+        # cannot hold one up, and a stuck one frees its thread for the next.
+        self.heartbeats = DynamoDBTable(
+            **{
+                **options,
+                "table_name": self.instances_table.table_name,
+                "max_workers": 2,
+                "connect_timeout": heartbeat_timeout,
+                "read_timeout": heartbeat_timeout,
+                "max_attempts": 1,
+            }
         )
 
     async def add(self, connection: Connection) -> None:
@@ -254,6 +276,21 @@ class DynamoDBConnectionStore(ConnectionStore):
         )
         item = response.get("Attributes")
         return _from_item(item) if item else None
+
+    async def remove_many(self, connection_ids: list[str]) -> None:
+        for start in range(0, len(connection_ids), BATCH_SIZE):
+            requests = [
+                {"DeleteRequest": {"Key": {"connectionId": {"S": connection_id}}}}
+                for connection_id in connection_ids[start : start + BATCH_SIZE]
+            ]
+            for attempt in range(BATCH_ATTEMPTS):
+                response = await self.table.call("batch_write_item", RequestItems={self.table.table_name: requests})
+                requests = response.get("UnprocessedItems", {}).get(self.table.table_name, [])
+                if not requests:
+                    break
+                await asyncio.sleep(0.05 * 2**attempt)  # DynamoDB asks for a pause before the rest
+            else:
+                raise StoreUnavailable(f"{self.table.endpoint} left {len(requests)} deletes unprocessed")
 
     async def get(self, connection_id: str) -> Connection | None:
         item = await self.table.get_item({"connectionId": {"S": connection_id}})
@@ -361,18 +398,41 @@ class DynamoDBConnectionStore(ConnectionStore):
     # --- Server processes ------------------------------------------------------
 
     async def heartbeat(self, instance_id: str, *, at: float, stale_at: float, expires_at: int) -> bool:
-        response = await self.instances_table.call(
-            "put_item",
-            TableName=self.instances_table.table_name,
-            Item={
-                "instanceId": {"S": instance_id},
-                "heartbeatAt": {"N": f"{at:.3f}"},
-                "staleAt": {"N": f"{stale_at:.3f}"},
-                TTL_ATTRIBUTE: {"N": str(expires_at)},
+        response = await self.heartbeats.call(
+            "update_item",
+            TableName=self.heartbeats.table_name,
+            Key={"instanceId": {"S": instance_id}},
+            UpdateExpression="SET heartbeatAt = :at, staleAt = :stale, #ttl = :expires REMOVE sweptBy, sweptAt",
+            ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+            ExpressionAttributeValues={
+                ":at": {"N": f"{at:.3f}"},
+                ":stale": {"N": f"{stale_at:.3f}"},
+                ":expires": {"N": str(expires_at)},
             },
             ReturnValues="ALL_OLD",
         )
-        return "Attributes" in response
+        old = response.get("Attributes")
+        return old is not None and "sweptBy" not in old
+
+    async def claim_instance(self, instance_id: str, *, sweeper: str, now: float, lapse_before: float) -> bool:
+        try:
+            await self.instances_table.call(
+                "update_item",
+                TableName=self.instances_table.table_name,
+                Key={"instanceId": {"S": instance_id}},
+                UpdateExpression="SET sweptBy = :me, sweptAt = :now",
+                ConditionExpression=(
+                    "staleAt < :now AND (attribute_not_exists(sweptBy) OR sweptBy = :me OR sweptAt < :lapse)"
+                ),
+                ExpressionAttributeValues={
+                    ":me": {"S": sweeper},
+                    ":now": {"N": f"{now:.3f}"},
+                    ":lapse": {"N": f"{lapse_before:.3f}"},
+                },
+            )
+        except ConditionFailed:
+            return False  # refreshed meanwhile, gone, or another sweeper's
+        return True
 
     async def instance(self, instance_id: str) -> Instance | None:
         item = await self.instances_table.get_item({"instanceId": {"S": instance_id}})
@@ -389,13 +449,23 @@ class DynamoDBConnectionStore(ConnectionStore):
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return found
 
-    async def forget_instance(self, instance_id: str) -> bool:
-        response = await self.instances_table.call(
-            "delete_item",
-            TableName=self.instances_table.table_name,
-            Key={"instanceId": {"S": instance_id}},
-            ReturnValues="ALL_OLD",
-        )
+    async def forget_instance(self, instance_id: str, *, stale_before: float | None = None) -> bool:
+        params: dict[str, Any] = {}
+        if stale_before is not None:
+            params = {
+                "ConditionExpression": "staleAt < :before",
+                "ExpressionAttributeValues": {":before": {"N": f"{stale_before:.3f}"}},
+            }
+        try:
+            response = await self.instances_table.call(
+                "delete_item",
+                TableName=self.instances_table.table_name,
+                Key={"instanceId": {"S": instance_id}},
+                ReturnValues="ALL_OLD",
+                **params,
+            )
+        except ConditionFailed:
+            return False  # it beat again: alive after all
         return "Attributes" in response
 
     async def held_by(self, instance_id: str) -> list[str]:
@@ -412,7 +482,13 @@ class DynamoDBConnectionStore(ConnectionStore):
 
 
 def _instance(item: dict[str, Any]) -> Instance:
-    return Instance(item["instanceId"]["S"], float(item["heartbeatAt"]["N"]), float(item["staleAt"]["N"]))
+    return Instance(
+        item["instanceId"]["S"],
+        float(item["heartbeatAt"]["N"]),
+        float(item["staleAt"]["N"]),
+        swept_by=item.get("sweptBy", {}).get("S", ""),
+        swept_at=float(item.get("sweptAt", {}).get("N", 0)),
+    )
 
 
 _MESSAGE_FIELDS = ("room", "id", "connectionId", "name", "message", "sentAt")

@@ -35,10 +35,23 @@ class MemoryConnectionStore(ConnectionStore):
     async def scan(self, *, limit: int = 100, cursor: str | None = None) -> Page:
         return self._page(list(self._connections.values()), limit, cursor)
 
+    async def remove_many(self, connection_ids: list[str]) -> None:
+        for connection_id in connection_ids:
+            self._connections.pop(connection_id, None)
+
     async def heartbeat(self, instance_id: str, *, at: float, stale_at: float, expires_at: int) -> bool:
-        known = instance_id in self._instances
+        known = self._instances.get(instance_id)
         self._instances[instance_id] = Instance(instance_id, at, stale_at)
-        return known
+        return known is not None and not known.swept_by
+
+    async def claim_instance(self, instance_id: str, *, sweeper: str, now: float, lapse_before: float) -> bool:
+        known = self._instances.get(instance_id)
+        if known is None or known.stale_at >= now:
+            return False
+        if known.swept_by and known.swept_by != sweeper and known.swept_at >= lapse_before:
+            return False
+        self._instances[instance_id] = dataclasses.replace(known, swept_by=sweeper, swept_at=now)
+        return True
 
     async def instance(self, instance_id: str) -> Instance | None:
         return self._instances.get(instance_id)
@@ -46,8 +59,12 @@ class MemoryConnectionStore(ConnectionStore):
     async def instances(self) -> list[Instance]:
         return list(self._instances.values())
 
-    async def forget_instance(self, instance_id: str) -> bool:
-        return self._instances.pop(instance_id, None) is not None
+    async def forget_instance(self, instance_id: str, *, stale_before: float | None = None) -> bool:
+        known = self._instances.get(instance_id)
+        if known is None or (stale_before is not None and known.stale_at >= stale_before):
+            return False
+        del self._instances[instance_id]
+        return True
 
     async def held_by(self, instance_id: str) -> list[str]:
         return [c.connection_id for c in self._connections.values() if c.instance_id == instance_id]
