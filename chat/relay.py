@@ -285,6 +285,7 @@ class RoomRelay:
         room = self.rooms.get(name)
         if room is None or room.members.pop(connection_id, None) is None:
             return
+        room.roster.pop(connection_id, None)  # its leave event may never come (a connect that failed)
         if room.members or not room.joined.done():
             return
         del self.rooms[name]
