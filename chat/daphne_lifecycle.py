@@ -2,7 +2,8 @@
 Starts and stops this process's duties with daphne.
 
 Start: the room relay, heartbeat and sweep begin when daphne's reactor
-starts, so ``/healthz`` is green before the first socket arrives.
+starts, so ``/healthz`` is green before the first socket arrives; Django's
+database is checked for unapplied migrations then too.
 
 Stop: on SIGTERM, Twisted runs its "before shutdown" triggers, where daphne
 cancels every consumer at once: no ``$disconnect``, no close frame (clients
@@ -19,6 +20,7 @@ import sys
 
 from django.conf import settings
 
+from .database import check_migrations
 from .instance import get_server_instance
 
 logger = logging.getLogger(__name__)
@@ -56,3 +58,4 @@ def install() -> None:
 
     Server.kill_all_applications = drain_then_kill
     reactor.callWhenRunning(lambda: asyncio.ensure_future(start()))
+    reactor.callWhenRunning(lambda: asyncio.ensure_future(check_migrations()))
