@@ -23,4 +23,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 # A command rather than an entrypoint, so one-off tasks (migrate,
 # collectstatic) can replace it. Same command as the Procfile.
-CMD ["daphne", "--proxy-headers", "-b", "0.0.0.0", "-p", "8000", "chatsite.asgi:application"]
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "chatsite.asgi:application"]

@@ -13,13 +13,13 @@ from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.http.cookie import parse_cookie
 
 from . import protocol, services
 from .exceptions import ProtocolError, StoreError
 from .instance import get_server_instance
-from .limits import TokenBucket
+from .limits import RefusalWindow, TokenBucket, client_address
+from .names import guest_display_name
 from .relay import LocalSocket
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     connection = None
     socket = None
     closing = False
+    address: str | None = None  # the client's address, while AddressLimits counts this socket
+    # Who sends, for de-duplicating resent messages: a logged-in user, a browser
+    # (?clientId=, a secret it keeps), or failing both this connection alone.
+    identity: str | None = None
 
     async def connect(self) -> None:
         room = self.scope["url_route"]["kwargs"].get("room") or protocol.DEFAULT_ROOM
@@ -41,6 +45,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not protocol.valid_room(room) or instance.draining:
             await self.close()  # refuses the handshake (HTTP 403); a draining process takes no one new
             return
+        address = client_address(self.scope, settings.CHAT_TRUSTED_PROXY_HOPS)
+        if refused := instance.addresses.admit(address):
+            logger.warning("connection refused: too many from one address", extra={"address": address, "why": refused})
+            await self.refuse_handshake(429, "Too many connections from your address; try again later.")
+            return
+        self.address = address
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         name = await self._display_name(query.get("name", [None])[0])
         await self.accept()
@@ -50,8 +60,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             return
         since = query.get("since", [None])[0]
+        client_id = query.get("clientId", [None])[0]
+        if self.identity is None and protocol.valid_client_id(client_id):
+            self.identity = f"browser:{client_id}"
         headers = dict(self.scope.get("headers", []))
-        client = self.scope.get("client") or ("", 0)
         try:
             await instance.start()
             await instance.relay.open()  # a no-op unless Redis was down when the process started
@@ -59,13 +71,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 connection_id=protocol.new_connection_id(),
                 room=room,
                 name=name,
-                source_ip=client[0] or "",
+                source_ip=address,
                 user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:512],
             )
             socket = LocalSocket(connection, self, max_duration=float(settings.CHAT_MAX_CONNECTION_DURATION))
-            members, history = await services.connection_register(
-                socket=socket, since=since if protocol.valid_message_id(since) else None
-            )
+            welcome = await services.connection_register(socket=socket, since=protocol.since_cursor(since))
         except Exception as error:
             # connection_register left nothing behind.
             if isinstance(error, StoreError):
@@ -79,15 +89,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             return
         self.connection, self.socket = connection, socket
+        self.identity = self.identity or f"connection:{connection.connection_id}"
         self.bucket = TokenBucket(settings.CHAT_RATE_LIMIT_PER_SECOND, settings.CHAT_RATE_LIMIT_BURST)
-        self.refused_in_a_row = 0
+        self.refusals = RefusalWindow(settings.CHAT_FLOOD_LIMIT, settings.CHAT_FLOOD_WINDOW)
         try:
             await self.send_frame(
                 protocol.welcome_frame(
-                    connection_id=connection.connection_id, room=room, name=name, members=members, history=history
+                    connection_id=connection.connection_id,
+                    room=room,
+                    name=name,
+                    members=welcome.members,
+                    history=welcome.history,
+                    truncated=welcome.truncated,
                 )
             )
-            await socket.ready(already_sent={message["id"] for message in history})
+            await socket.ready(after_seq=welcome.after_seq)
         except BaseException as error:
             # The client left during its welcome (the socket is closing), or the server is stopping:
             # undo the registration now, since no disconnect follows a connect that raised.
@@ -97,6 +113,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.info("client left during its welcome", extra={"connection_id": connection.connection_id})
 
     async def disconnect(self, code: int) -> None:
+        if self.address is not None:
+            get_server_instance().addresses.release(self.address)
+            self.address = None
         await self.forget()
 
     async def forget(self) -> None:
@@ -119,7 +138,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.bucket.take():
             await self._refuse_excess()
             return
-        self.refused_in_a_row = 0
         try:
             if len(text_data or bytes_data or "") > settings.CHAT_MAX_FRAME_BYTES or (
                 text_data and len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES
@@ -138,12 +156,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
 
     async def _refuse_excess(self) -> None:
-        self.refused_in_a_row += 1
-        if self.refused_in_a_row >= settings.CHAT_FLOOD_LIMIT:
+        refusal = self.refusals.refuse()
+        if refusal.flooding:
             await self.close_with(
                 protocol.CLOSE_POLICY, protocol.FLOODING, "Disconnected for sending too fast for too long."
             )
             return
+        if not refusal.tell:
+            return  # told less than a second ago: a refused frame costs no answer
         await self.send_frame(
             protocol.error_frame(
                 protocol.RATE_LIMITED,
@@ -155,11 +175,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def route_send_message(self, request: protocol.Request) -> None:
         text = protocol.message_text(request.body, max_length=settings.CHAT_MAX_MESSAGE_LENGTH)
-        await services.message_broadcast(sender=self.connection, text=text)
+        client_message_id = protocol.client_message_id(request.body)
+        try:
+            frame, resent = await services.message_broadcast(
+                sender=self.connection, identity=self.identity, text=text, client_message_id=client_message_id
+            )
+        except StoreError as error:
+            logger.error("message not sent: %s", error, extra={"connection_id": self.connection.connection_id})
+            raise ProtocolError(
+                protocol.SERVER_UNAVAILABLE, "That message was not sent: the chat is unavailable; try again."
+            ) from None
+        if resent and frame is not None:
+            await self.send_frame(frame)  # the sender alone hears it again
 
     async def route_history(self, request: protocol.Request) -> None:
-        before = protocol.message_id_field(request.body, "before")
-        await self.send_frame(await services.history_before(room=self.connection.room, before=before))
+        body, room = request.body, self.connection.room
+        if "after" in body:
+            after = protocol.cursor_field(body, "after", ids=False)
+            await self.send_frame(await services.history_page(room=room, after=after))
+        else:
+            before = protocol.cursor_field(body, "before")
+            await self.send_frame(await services.history_page(room=room, before=before))
 
     # --- Sending -------------------------------------------------------------
 
@@ -169,6 +205,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def send_frame(self, frame: dict) -> None:
         await self.send_text(protocol.encode(frame))
+
+    async def refuse_handshake(self, status: int, sentence: str) -> None:
+        """Refuse the handshake with an HTTP status (daphne_close_codes lets daphne send one other than 403)."""
+        await self.base_send({"type": "websocket.http.response.start", "status": status, "headers": []})
+        await self.base_send({"type": "websocket.http.response.body", "body": sentence.encode()})
 
     async def close_by_operator(self, code: int) -> None:
         """An operator's close (the admin or ``@connections``), which sent its own notice first."""
@@ -201,13 +242,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 {**self.scope, "session": import_module(settings.SESSION_ENGINE).SessionStore(session_key)}
             )
             if user.is_authenticated:
+                self.identity = f"user:{user.pk}"
                 return user.get_username()[: protocol.NAME_MAX_LENGTH]
         if not settings.CHAT_ALLOW_ANONYMOUS:
             return None
-        name = protocol.clean_name(requested)
-        if requested is not None and await _is_registered(name):
-            name = f"{name[: protocol.NAME_MAX_LENGTH - 8]} (guest)"
-        return name
+        return await database_sync_to_async(guest_display_name)(requested)
 
 
 def _cookies(scope: dict) -> dict[str, str]:
@@ -215,12 +254,6 @@ def _cookies(scope: dict) -> dict[str, str]:
         if name == b"cookie":
             return parse_cookie(value.decode("latin-1"))
     return {}
-
-
-@database_sync_to_async
-def _is_registered(name: str) -> bool:
-    model = get_user_model()
-    return model.objects.filter(**{f"{model.USERNAME_FIELD}__iexact": name}).exists()
 
 
 class RefuseConsumer(AsyncWebsocketConsumer):

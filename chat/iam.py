@@ -31,6 +31,7 @@ TABLES = {
     "connections": "CHAT_CONNECTIONS_TABLE",
     "instances": "CHAT_INSTANCES_TABLE",
     "messages": "CHAT_MESSAGES_TABLE",
+    "rooms": "CHAT_ROOMS_TABLE",
 }
 
 # The bucket named in policies printed while AWS_STORAGE_BUCKET_NAME is unset.
@@ -65,6 +66,12 @@ GRANTS = (
     # The running server: room history.
     Grant(APPLICATION, "dynamodb:PutItem", "table:messages", "stores each message sent"),
     Grant(APPLICATION, "dynamodb:Query", "table:messages", "welcome history, ?since= recovery, the history action"),
+    Grant(APPLICATION, "dynamodb:GetItem", "table:messages", "the original of a resent message"),
+    Grant(APPLICATION, "dynamodb:Query", "indexes:messages", "a cursor given as a message id (id-index)"),
+    # The running server: each room's seq, and recent sends by clientMessageId.
+    Grant(APPLICATION, "dynamodb:UpdateItem", "table:rooms", "gives each message its seq (an atomic ADD)"),
+    Grant(APPLICATION, "dynamodb:PutItem", "table:rooms", "claims a clientMessageId (a conditional put)"),
+    Grant(APPLICATION, "dynamodb:GetItem", "table:rooms", "finds the seq a resent message got"),
     # The running server: static files on S3.
     Grant(APPLICATION, "s3:GetObject", "manifest", "reads the static manifest to name hashed files (S3 only)"),
     # Creating the tables.

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from . import protocol, services
+from .limits import AddressLimits, parse_networks
 from .relay import LocalSocket, get_room_relay
 from .supervisor import Supervisor
 
@@ -42,9 +43,15 @@ class ServerInstance:
         self.idle_timeout = float(settings.CHAT_IDLE_TIMEOUT)
         self.max_duration = float(settings.CHAT_MAX_CONNECTION_DURATION)
         self.relay = get_room_relay()
+        self.addresses = AddressLimits(
+            max_open=settings.CHAT_MAX_CONNECTIONS_PER_IP,
+            max_new_per_second=settings.CHAT_MAX_CONNECTS_PER_IP_PER_SECOND,
+            exempt=parse_networks(settings.CHAT_CONNECTION_LIMIT_EXEMPT, "CHAT_CONNECTION_LIMIT_EXEMPT"),
+        )
         self.supervisor: Supervisor | None = None
         self.draining = False
         self._verify_beats = 0
+        self._first_beat = True
         self._starting: asyncio.Lock = asyncio.Lock()
 
     @property
@@ -87,15 +94,23 @@ class ServerInstance:
     async def _beat(self) -> None:
         verify = self._verify_beats > 0
         self._verify_beats = max(0, self._verify_beats - 1)
+        # The first heartbeat finds no item of this process because it is new, not
+        # because it was swept: it holds no socket yet, so there is nothing to check.
+        first, self._first_beat = self._first_beat, False
         swept = await services.instance_heartbeat(
             instance_id=self.instance_id,
             interval=self.interval,
-            held=lambda: [socket.connection for socket in self.sockets.values()],
-            still_held=self.sockets.__contains__,
+            held=lambda: [socket.connection for socket in self.sockets.values() if not socket.drained],
+            still_held=self._holds,
             verify=verify,
         )
-        if swept:
+        if swept and not first:
             self._verify_beats = VERIFY_BEATS
+
+    def _holds(self, connection_id: str) -> bool:
+        """Whether this process holds that socket and keeps it: a drained one's registry item is the drain's."""
+        socket = self.sockets.get(connection_id)
+        return socket is not None and not socket.drained
 
     async def _sweep(self) -> None:
         if not self.draining:

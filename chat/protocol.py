@@ -11,7 +11,6 @@ JSON objects with a ``type``.
 import re
 import secrets
 import time
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -90,20 +89,6 @@ CLOSE_LOGIN_REQUIRED = 4401  # anonymous visitors are not allowed here
 def valid_room(room: str) -> bool:
     """True when ``room`` is 1 to 64 of A-Z a-z 0-9 _ -."""
     return ROOM_PATTERN.fullmatch(room) is not None
-
-
-def clean_name(raw: str | None) -> str:
-    """
-    A display name: control characters removed, trimmed, at most 32
-    characters; a ``guest-xxxx`` name when nothing usable is left.
-    """
-    text = "".join(ch for ch in raw or "" if unicodedata.category(ch) != "Cc").strip()
-    text = text[:NAME_MAX_LENGTH].strip()
-    return text or guest_name()
-
-
-def guest_name() -> str:
-    return GUEST_PREFIX + "".join(secrets.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(4))
 
 
 # --- Ids and times ---------------------------------------------------------------
@@ -189,16 +174,55 @@ def message_text(body: dict[str, Any], *, max_length: int) -> str:
 MESSAGE_ID_PATTERN = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 
-def message_id_field(body: dict[str, Any], field: str) -> str:
-    """A message id the client names (``before``, ``since``), or ``ProtocolError``."""
+def valid_message_id(value: str | None) -> bool:
+    return isinstance(value, str) and MESSAGE_ID_PATTERN.fullmatch(value) is not None
+
+
+# A seq as a cursor: a plain non-negative integer, also in a query string.
+SEQ_PATTERN = re.compile(r"0|[1-9][0-9]{0,17}")
+
+
+def cursor_field(body: dict[str, Any], field: str, *, ids: bool = True) -> int | str:
+    """
+    A position in a room's history that the client names (``before``,
+    ``after``): a seq (an integer), or with ``ids`` the id of a message, as
+    cursors were before seqs; otherwise ``ProtocolError``.
+    """
     value = body.get(field)
-    if not isinstance(value, str) or not MESSAGE_ID_PATTERN.fullmatch(value):
-        raise ProtocolError(INVALID_CURSOR, f'Put the id of a message in "{field}" (26 characters, as in "id").')
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**18:
+        return value
+    if ids and valid_message_id(value):
+        return value
+    wanted = "a message's seq (an integer) or id" if ids else "a message's seq (an integer)"
+    raise ProtocolError(INVALID_CURSOR, f'Put {wanted} in "{field}".')
+
+
+def since_cursor(value: str | None) -> int | str | None:
+    """``?since=`` as given on connect: a seq, a message id, or None (anything else is ignored)."""
+    if value is None:
+        return None
+    if SEQ_PATTERN.fullmatch(value):
+        return int(value)
+    return value if valid_message_id(value) else None
+
+
+CLIENT_MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A browser's identity (?clientId=): random, at least 128 bits as URL-safe base64.
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,128}")
+
+
+def client_message_id(body: dict[str, Any]) -> str | None:
+    """The optional ``clientMessageId`` of a ``sendMessage``, or ``ProtocolError``."""
+    value = body.get("clientMessageId")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CLIENT_MESSAGE_ID_PATTERN.fullmatch(value):
+        raise ProtocolError(INVALID_MESSAGE, 'Put 1 to 64 of A-Z a-z 0-9 _ - in "clientMessageId", or leave it out.')
     return value
 
 
-def valid_message_id(value: str | None) -> bool:
-    return isinstance(value, str) and MESSAGE_ID_PATTERN.fullmatch(value) is not None
+def valid_client_id(value: str | None) -> bool:
+    return isinstance(value, str) and CLIENT_ID_PATTERN.fullmatch(value) is not None
 
 
 # --- Building server frames ---------------------------------------------------------
@@ -217,9 +241,45 @@ def member(connection_id: str, name: str) -> dict[str, str]:
     return {"connectionId": connection_id, "name": name}
 
 
+def latest_within(messages: list[dict[str, Any]], max_bytes: int) -> tuple[list[dict[str, Any]], bool]:
+    """
+    The latest of ``messages`` (oldest first) whose encoded size adds up to
+    at most ``max_bytes``, oldest first; True when older ones were left out.
+    """
+    total, start = 0, len(messages)
+    while start > 0:
+        size = len(orjson.dumps(messages[start - 1])) + 1  # and its comma
+        if total + size > max_bytes:
+            break
+        total += size
+        start -= 1
+    return messages[start:], start > 0
+
+
+def earliest_within(messages: list[dict[str, Any]], max_bytes: int) -> tuple[list[dict[str, Any]], bool]:
+    """The earliest of ``messages`` (oldest first) within ``max_bytes`` encoded; True when later ones were left out."""
+    total = 0
+    for end, message in enumerate(messages):
+        total += len(orjson.dumps(message)) + 1
+        if total > max_bytes:
+            return messages[:end], True
+    return messages, False
+
+
 def welcome_frame(
-    *, connection_id: str, room: str, name: str, members: list[dict[str, str]], history: list[dict[str, Any]]
+    *,
+    connection_id: str,
+    room: str,
+    name: str,
+    members: list[dict[str, str]],
+    history: list[dict[str, Any]],
+    truncated: bool = False,
 ) -> dict[str, Any]:
+    """
+    The first frame of a socket. ``truncated``: ``history`` holds the latest
+    messages only (away too long, or more bytes than a welcome carries);
+    the ``history`` action pages back from the oldest one.
+    """
     return {
         "type": WELCOME,
         "connectionId": connection_id,
@@ -227,6 +287,7 @@ def welcome_frame(
         "name": name,
         "members": members,
         "history": history,
+        "truncated": truncated,
     }
 
 
@@ -240,17 +301,34 @@ def presence_frame(*, event: str, connection_id: str, name: str, room: str) -> d
 
 
 def message_frame(
-    *, message_id: str, room: str, connection_id: str, name: str, text: str, sent_at: str
+    *,
+    message_id: str,
+    seq: int,
+    room: str,
+    connection_id: str,
+    name: str,
+    text: str,
+    sent_at: str,
+    client_message_id: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    """
+    A chat message. ``seq`` orders the room: every member gets its messages
+    in increasing seq, with none skipped that exists. ``clientMessageId``
+    (the sender's own, echoed) is there only when the sender gave one.
+    """
+    frame = {
         "type": MESSAGE,
         "id": message_id,
+        "seq": seq,
         "room": room,
         "connectionId": connection_id,
         "name": name,
         "message": text,
         "sentAt": sent_at,
     }
+    if client_message_id:
+        frame["clientMessageId"] = client_message_id
+    return frame
 
 
 def system_frame(*, message: str, sent_at: str | None = None) -> dict[str, Any]:

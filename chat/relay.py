@@ -22,8 +22,8 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from .protocol import JOIN, decode
-from .stores import Connection
+from .protocol import JOIN, decode, encode
+from .stores import Connection, get_message_store
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +31,12 @@ ROOM_EVENT = "room.frame"
 # Events for one socket of this process: a prepared text frame, or a close.
 SOCKET_FRAME = "socket.frame"
 SOCKET_CLOSE = "socket.close"
-# Seconds after a welcome during which its history's messages are not sent again:
-# longer than a message can take from its history write to its publish.
-SKIP_WINDOW = 10.0
+# How long a message that came early waits for the ones before it: after each
+# wait the store is read for them; after the last, the seqs still missing are
+# taken to have been given out but never sent (a sender that failed between
+# its seq and its publish). Together longer than a history write may take.
+GAP_WAITS = (0.25, 0.75, 2.5)
+GAP_READ_TIMEOUT = 2.0
 # Sockets end up to this fraction before the longest connection life.
 MAX_DURATION_JITTER = 0.1
 
@@ -51,13 +54,23 @@ def room_event(
     text: str,
     exclude: str | None = None,
     message_id: str | None = None,
+    seq: int | None = None,
     presence: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """
     The channel-layer message that carries one encoded frame to a room; a
-    presence frame's fields ride along so every process can keep its roster.
+    message's seq, and a presence frame's fields, ride along so every
+    process can order the one and keep its roster with the other.
     """
-    return {"type": ROOM_EVENT, "room": room, "text": text, "exclude": exclude, "id": message_id, "presence": presence}
+    return {
+        "type": ROOM_EVENT,
+        "room": room,
+        "text": text,
+        "exclude": exclude,
+        "id": message_id,
+        "seq": seq,
+        "presence": presence,
+    }
 
 
 def socket_frame(*, connection_id: str, text: str) -> dict[str, Any]:
@@ -90,14 +103,15 @@ class LocalSocket:
     exactly.
 
     Until it is ready (its welcome frame sent), room frames wait in
-    ``pending`` with their message ids. After that, for a short while,
-    messages the welcome's history already carried are skipped: a message is
-    stored before it is published, so one can be in the history and still
-    arrive live a moment later.
+    ``pending`` with their seqs. Messages up to the last seq its welcome's
+    history carried (``after_seq``) are skipped: a message is stored before
+    it is published, so one can be in the history and still arrive live a
+    moment later.
     """
 
     __slots__ = (
         "active_at",
+        "after_seq",
         "announced",
         "client",
         "connection",
@@ -108,17 +122,14 @@ class LocalSocket:
         "opened",
         "pending",
         "recorded_at",
-        "skip",
-        "skip_until",
     )
 
     def __init__(self, connection: Connection, client: SocketClient, *, max_duration: float = float("inf")) -> None:
         self.connection = connection
         self.connection_id = connection.connection_id
         self.client = client
-        self.pending: list[tuple[str | None, str]] | None = []
-        self.skip: set[str] | None = None
-        self.skip_until = 0.0
+        self.pending: list[tuple[int | None, str]] | None = []
+        self.after_seq = 0
         self.announced = False  # its room was told it joined
         self.drained = False  # told to reconnect elsewhere: the drain removes its registry item
         self.opened = self.last_active = time.monotonic()
@@ -143,62 +154,78 @@ class LocalSocket:
         self.last_active = time.monotonic()
         self.active_at = time.time()
 
-    async def ready(self, already_sent: set[str] = frozenset()) -> None:
-        """Deliver what arrived before the welcome frame, less what it carried, then go live."""
-        if already_sent:
-            self.skip = set(already_sent)
-            self.skip_until = time.monotonic() + SKIP_WINDOW
+    async def ready(self, after_seq: int = 0) -> None:
+        """Deliver what arrived before the welcome frame, less what its history carried, then go live."""
+        self.after_seq = after_seq
         while self.pending:
             batch, self.pending = self.pending, []
-            for message_id, text in batch:
-                if not self.skips(message_id):
+            for seq, text in batch:
+                if not self.skips(seq):
                     await self.send(text)
         self.pending = None
 
-    def skips(self, message_id: str | None) -> bool:
-        """True (once) for a message the welcome already carried."""
-        if self.skip is None or message_id is None:
-            return False
-        if time.monotonic() > self.skip_until:
-            self.skip = None
-            return False
-        if message_id in self.skip:
-            self.skip.discard(message_id)
-            return True
-        return False
+    def skips(self, seq: int | None) -> bool:
+        """True for a message the welcome's history already carried."""
+        return seq is not None and seq <= self.after_seq
 
 
 class Room:
     """
     A room as this process sees it: its local sockets; its roster (everyone in
-    it, on any process); and its recent messages. Roster and messages are
-    read once from the stores when the process joins the room's group, then
-    kept by the room events every process of the room receives.
+    it, on any process); its recent messages; and where its order stands.
+    Roster and messages are read once from the stores when the process joins
+    the room's group, then kept by the room events every process of the room
+    receives.
+
+    Messages are delivered in seq order: ``last_seq`` is the last one
+    delivered; one that comes early waits in ``held`` while the relay looks
+    for the ones before it, briefly and boundedly (``GAP_WAITS``).
     """
 
-    __slots__ = ("backlog", "joined", "members", "recent", "recent_limit", "roster")
+    __slots__ = (
+        "backlog",
+        "gap",
+        "held",
+        "joined",
+        "last_seq",
+        "members",
+        "order",
+        "recent",
+        "recent_limit",
+        "roster",
+    )
 
     def __init__(self, recent_limit: int) -> None:
         self.members: dict[str, LocalSocket] = {}
         self.roster: dict[str, str] = {}  # connection id -> name
-        # Message frames sorted by id; None once they may miss one (the channel
+        # Message frames sorted by seq; None once they may miss one (the channel
         # layer failed), and then the store is read instead.
         self.recent: list[dict[str, Any]] | None = []
         self.recent_limit = recent_limit
         self.backlog: list[dict[str, Any]] | None = []  # room events seen while seeding
         self.joined: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.last_seq: int | None = None  # None until seeded
+        self.held: dict[int, dict[str, Any]] = {}  # seq -> message event that came early
+        self.gap: asyncio.Task | None = None
+        self.order = asyncio.Lock()  # one ordered delivery at a time (the relay's, or a gap's)
 
-    def seeded(self, roster: dict[str, str], recent: list[dict[str, Any]]) -> None:
-        """Take what the stores hold, then what happened while they were read."""
+    def seeded(self, roster: dict[str, str], recent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """
+        Take what the stores hold, then what happened while they were read;
+        returns the message events of that time, to be delivered in order.
+        """
         self.roster.update(roster)
         for message in recent:
             self.remember(message)
+        self.last_seq = max((m["seq"] for m in recent), default=0)
         backlog, self.backlog = self.backlog or [], None
         for event in backlog:
-            self.apply(event)
+            if event.get("presence"):
+                self.apply(event)
+        return [event for event in backlog if event.get("seq") is not None]
 
     def apply(self, event: dict[str, Any]) -> None:
-        """Keep roster and recent messages up to date with one room event."""
+        """Keep the roster up to date with one presence event (held back while seeding)."""
         if self.backlog is not None:
             self.backlog.append(event)
         elif presence := event.get("presence"):
@@ -206,18 +233,46 @@ class Room:
                 self.roster[presence["connectionId"]] = presence["name"]
             else:
                 self.roster.pop(presence["connectionId"], None)
-        elif event.get("id"):
-            self.remember(decode(event["text"]))
+
+    def accept(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """
+        One message event in; the message events now due, in seq order: it
+        and those held after it, or nothing (a copy, or it came early).
+        """
+        seq = event["seq"]
+        if seq <= self.last_seq or seq in self.held:
+            return []
+        if seq != self.last_seq + 1:
+            self.held[seq] = event
+            return []
+        due = [event]
+        self.last_seq = seq
+        while (after := self.held.pop(self.last_seq + 1, None)) is not None:
+            due.append(after)
+            self.last_seq += 1
+        return due
+
+    def skip_to(self, seq: int) -> list[dict[str, Any]]:
+        """Give up on the seqs up to ``seq`` that never came (none exists); the held ones now due."""
+        if seq > self.last_seq:
+            self.last_seq = seq
+        for early in [s for s in self.held if s <= self.last_seq]:
+            del self.held[early]
+        due = []
+        while (after := self.held.pop(self.last_seq + 1, None)) is not None:
+            due.append(after)
+            self.last_seq += 1
+        return due
 
     def remember(self, message: dict[str, Any]) -> None:
-        recent, message_id = self.recent, message["id"]
+        recent, seq = self.recent, message["seq"]
         if recent is None:
             return
-        if len(recent) >= self.recent_limit and message_id <= recent[0]["id"]:
+        if len(recent) >= self.recent_limit and seq <= recent[0]["seq"]:
             return  # older than the window: not ours to keep
-        if any(m["id"] == message_id for m in recent[-8:]):
+        if any(m["seq"] == seq for m in recent[-8:]):
             return
-        bisect.insort(recent, message, key=lambda m: m["id"])
+        bisect.insort(recent, message, key=lambda m: m["seq"])
         del recent[: -self.recent_limit or len(recent)]
 
     def latest(self) -> list[dict[str, Any]] | None:
@@ -262,7 +317,7 @@ class RoomRelay:
         room.members[socket.connection_id] = socket
         try:
             await self.layer.group_add(room_group(name), self._channel)
-            room.seeded(*await seed(name))
+            early = room.seeded(*await seed(name))
         except BaseException as error:
             self.sockets.pop(socket.connection_id, None)
             if self.rooms.get(name) is room:
@@ -271,6 +326,8 @@ class RoomRelay:
             room.joined.exception()  # retrieved: only the waiters re-raise it
             raise
         room.joined.set_result(None)
+        for event in early:
+            await self._deliver_message(name, room, event)
         return room
 
     def distrust_recent(self, name: str | None = None) -> None:
@@ -292,21 +349,83 @@ class RoomRelay:
         await self.layer.group_discard(room_group(name), self._channel)
 
     async def deliver(self, event: dict[str, Any]) -> None:
-        """Write one room event's text to every local member it is for."""
-        room = self.rooms.get(event.get("room"))
+        """Write one room event's text to every local member it is for; messages in seq order."""
+        name = event.get("room")
+        room = self.rooms.get(name)
         if room is None:
+            return
+        if event.get("seq") is not None:
+            if room.backlog is not None:
+                room.backlog.append(event)  # seeding: ordered once the room knows where it stands
+            else:
+                await self._deliver_message(name, room, event)
             return
         room.apply(event)
         if event.get("presence") and len(room.roster) > self.presence_limit:
             return  # a big room keeps its roster, but spares every member each join and leave
-        text, exclude, message_id = event["text"], event.get("exclude"), event.get("id")
+        await self._write(room, event)
+
+    async def _deliver_message(self, name: str, room: Room, event: dict[str, Any]) -> None:
+        async with room.order:
+            for due in room.accept(event):
+                room.remember(decode(due["text"]))
+                await self._write(room, due)
+        if room.held and room.gap is None:
+            room.gap = asyncio.get_running_loop().create_task(self._fill_gap(name, room), name=f"chat-gap-{name}")
+
+    async def _fill_gap(self, name: str, room: Room) -> None:
+        """
+        Messages came early: wait for the ones before them, reading the store
+        for them after each of ``GAP_WAITS``; after the last, skip the seqs
+        that exist nowhere. Bounded: at most the sum of the waits, plus reads.
+        """
+        try:
+            while room.held and self.rooms.get(name) is room:
+                first = min(room.held)
+                for wait in GAP_WAITS:
+                    await asyncio.sleep(wait)
+                    if room.last_seq >= first - 1:
+                        break  # they came
+                    try:
+                        found, _ = await asyncio.wait_for(
+                            get_message_store().after(name, room.last_seq, limit=first - room.last_seq - 1),
+                            GAP_READ_TIMEOUT,
+                        )
+                    except Exception:
+                        logger.warning("missing messages not read", exc_info=True, extra={"room": name})
+                        continue
+                    for message in found:
+                        if message["seq"] < first:
+                            await self._deliver_message_frame(name, room, message)
+                    if room.last_seq >= first - 1:
+                        break
+                else:
+                    logger.warning(
+                        "seqs given out but never sent; skipped",
+                        extra={"room": name, "from": room.last_seq + 1, "to": first - 1},
+                    )
+                async with room.order:
+                    for due in room.skip_to(first - 1):
+                        room.remember(decode(due["text"]))
+                        await self._write(room, due)
+        finally:
+            room.gap = None
+
+    async def _deliver_message_frame(self, name: str, room: Room, message: dict[str, Any]) -> None:
+        """A message read from the store, delivered as if it had come live."""
+        await self._deliver_message(
+            name, room, room_event(room=name, text=encode(message), message_id=message["id"], seq=message["seq"])
+        )
+
+    async def _write(self, room: Room, event: dict[str, Any]) -> None:
+        text, exclude, seq = event["text"], event.get("exclude"), event.get("seq")
         for member in list(room.members.values()):
             if member.connection_id == exclude:
                 continue
             if member.pending is not None:
-                member.pending.append((message_id, text))
+                member.pending.append((seq, text))
                 continue
-            if member.skip is not None and member.skips(message_id):
+            if member.skips(seq):
                 continue
             try:
                 await member.send(text)

@@ -7,11 +7,12 @@ these functions into the stores or the channel layer.
 """
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -20,6 +21,7 @@ from . import protocol
 from .exceptions import ConnectionExists, ConnectionGone, StoreError
 from .relay import LocalSocket, Room, get_room_relay, room_event, room_group, socket_close, socket_frame
 from .stores import Connection, Page, get_connection_store, get_message_store
+from .stores.base import SEND_PENDING
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +59,25 @@ def connection_new(*, connection_id: str, room: str, name: str, source_ip: str, 
     )
 
 
-async def connection_register(
-    *, socket: LocalSocket, since: str | None = None
-) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+class Registration(NamedTuple):
+    """What a welcome frame says, and the seq up to which live messages are skipped (history or client has them)."""
+
+    members: list[dict[str, str]]
+    history: list[dict[str, Any]]
+    truncated: bool
+    after_seq: int
+
+
+async def connection_register(*, socket: LocalSocket, since: int | str | None = None) -> Registration:
     """
     ``$connect``: record the connection, subscribe its socket to the room and
-    tell the room. Returns the members and the history for the welcome frame:
-    the latest messages, or with ``since`` every message after that id (when
-    more than the recovery limit, the latest that many). Live messages wait in
-    ``socket`` until it is ready, so none falls between the history and the
-    live stream. On any failure, cancellation included, it is undone whole
+    tell the room. Returns the members and the history for the welcome
+    frame: the latest messages, or with ``since`` (a seq, or the id of a
+    message as cursors were before seqs) every message after it; when more
+    than the recovery limit, or more than ``CHAT_MAX_HISTORY_BYTES``, the
+    latest that fit, and ``truncated``. Live messages wait in ``socket``
+    until it is ready, so none falls between the history and the live
+    stream. On any failure, cancellation included, it is undone whole
     (registry item, room membership, and a ``leave`` for a ``join`` already
     announced) and the error propagates.
     """
@@ -74,21 +85,41 @@ async def connection_register(
     store = get_connection_store()
     relay = get_room_relay()
 
-    async def join_and_read() -> tuple[Room, list[dict[str, Any]]]:
+    async def join_and_read() -> tuple[Room, list[dict[str, Any]], bool, int]:
         # The socket joins before the history is read, so no message falls between them.
         room = await relay.join(connection.room, socket, seed=room_seed)
-        if not since:
-            recent = room.latest()
-            if recent is not None:
-                return room, recent
-            return room, await get_message_store().latest(connection.room, limit=settings.CHAT_HISTORY_LIMIT)
-        # Recovery always reads the store: a message another process stored but
-        # could not publish is in the store, and in no process's memory.
-        limit = settings.CHAT_RECOVERY_LIMIT
-        history, more = await get_message_store().after(connection.room, since, limit=limit)
-        if more:  # away too long to replay everything: the latest, so live ones follow on without a gap
-            history = await get_message_store().latest(connection.room, limit=limit)
-        return room, history
+        # Where this process's ordered delivery stands: every message up to it is stored, and the ones after
+        # it reach the socket live, in seq order.
+        delivered = room.last_seq or 0
+        messages = get_message_store()
+        after = since
+        if isinstance(since, str):  # an id: the messages whose ids sort above it
+            after = await messages.seq_by_id(connection.room, since, inclusive=True)
+        more = False
+        if after is None:
+            history = room.latest()
+            if history is None:
+                history = await messages.latest(connection.room, limit=settings.CHAT_HISTORY_LIMIT)
+        else:
+            # Recovery always reads the store: a message another process stored but
+            # could not publish is in the store, and in no process's memory.
+            limit = settings.CHAT_RECOVERY_LIMIT
+            history, more = await messages.after(connection.room, after, limit=limit)
+            if more:  # away too long to replay everything: the latest, so live ones follow on without a gap
+                history = await messages.latest(connection.room, limit=limit)
+        # Past the delivery the store may hold a message while an earlier one is still being written: a hole
+        # that live frames up to the history's end would be skipped as seen. So the history goes past it only
+        # as far as it follows on without a hole; the live stream brings the rest in order.
+        upto = max(delivered, after or 0)
+        if more and history:  # the latest only: what comes before them is the client's to page back to
+            upto = max(delivered, history[0]["seq"] - 1)
+        for index, message in enumerate(history):
+            if message["seq"] > upto + 1:
+                history = history[:index]
+                break
+            upto = max(upto, message["seq"])
+        history, cut = protocol.latest_within(history, settings.CHAT_MAX_HISTORY_BYTES)
+        return room, history, more or cut, upto
 
     try:
         # The registry write and the room's side run together: one round trip, not two.
@@ -96,7 +127,7 @@ async def connection_register(
         for outcome in (added, joined):
             if isinstance(outcome, BaseException):
                 raise outcome
-        room, history = joined
+        room, history, truncated, after_seq = joined
         room.roster[connection.connection_id] = connection.name
         members = [
             protocol.member(cid, name) for cid, name in itertools.islice(room.roster.items(), WELCOME_MEMBERS_LIMIT)
@@ -107,7 +138,7 @@ async def connection_register(
         await _undo(connection_disconnect(socket=socket))
         raise
     logger.info("connection registered", extra={"connection_id": connection.connection_id, "room": connection.room})
-    return members, history
+    return Registration(members, history, truncated, after_seq)
 
 
 async def _undo(cleanup: Awaitable[None]) -> None:
@@ -154,47 +185,90 @@ async def connections_retire(*, sockets: list[LocalSocket]) -> None:
     logger.info("drained connections removed", extra={"count": len(connections)})
 
 
-async def message_broadcast(*, sender: Connection, text: str) -> dict[str, Any]:
+async def message_broadcast(
+    *, sender: Connection, identity: str, text: str, client_message_id: str | None = None
+) -> tuple[dict[str, Any] | None, bool]:
     """
-    ``sendMessage``: store the message, then send it to everyone in the
-    sender's room, the sender included. Stored first, so a client that
-    recovers from the history never misses what was delivered live. If the
-    history cannot be written in time, the message still goes out live.
+    ``sendMessage``: give the message the room's next seq, store it, then
+    send it to everyone in the sender's room, the sender included. Stored
+    first, so a client that recovers from the history never misses what was
+    delivered live; if the history cannot be written in time, it still goes
+    out live. Without a seq (the store cannot give one) it is not sent.
+
+    With ``client_message_id``, a send that ``identity`` already made in
+    this room within ``CHAT_DEDUP_WINDOW`` is not made again: returns
+    ``(original frame, True)`` for the sender alone, or ``(None, True)``
+    while the first is still under way. Otherwise ``(frame, False)``.
     """
+    store = get_message_store()
+    room = sender.room
+    key = None
+    if client_message_id:
+        key = _send_key(room, identity, client_message_id)
+        original = await store.claim_send(key, expires_at=int(time.time()) + settings.CHAT_DEDUP_WINDOW)
+        if original is not None:
+            logger.info("resent message not sent again", extra={"room": room, "seq": original or None})
+            return (await store.get(room, original) if original != SEND_PENDING else None), True
+    seq = await store.next_seq(room)  # failing, the claim lapses after PENDING_SEND_LAPSE: a retry goes ahead
     frame = protocol.message_frame(
         message_id=protocol.new_message_id(),
-        room=sender.room,
+        seq=seq,
+        room=room,
         connection_id=sender.connection_id,
         name=sender.name,
         text=text,
         sent_at=protocol.iso_timestamp(),
+        client_message_id=client_message_id,
     )
     expires_at = int(time.time()) + settings.CHAT_HISTORY_RETENTION
     try:
-        await asyncio.wait_for(get_message_store().append(frame, expires_at=expires_at), HISTORY_WRITE_TIMEOUT)
+        await asyncio.wait_for(store.append(frame, expires_at=expires_at), HISTORY_WRITE_TIMEOUT)
+        if key is not None:
+            await asyncio.wait_for(store.settle_send(key, seq), HISTORY_WRITE_TIMEOUT)
     except (StoreError, TimeoutError) as error:
-        logger.warning("message not stored in history: %s", error or "timed out", extra={"room": sender.room})
+        logger.warning("message not stored in history: %s", error or "timed out", extra={"room": room, "seq": seq})
     try:
-        await room_send(room=sender.room, frame=frame, message_id=frame["id"])
+        await room_send(room=room, frame=frame, message_id=frame["id"], seq=seq)
     except Exception:
-        get_room_relay().distrust_recent(sender.room)  # stored, but this process never relayed it
+        get_room_relay().distrust_recent(room)  # stored, but this process never relayed it
         raise
-    return frame
+    return frame, False
 
 
-async def history_before(*, room: str, before: str) -> dict[str, Any]:
-    """The ``history`` action: the page of messages just before ``before``."""
-    messages, more = await get_message_store().before(room, before, limit=settings.CHAT_HISTORY_LIMIT)
-    return protocol.history_frame(messages=messages, more=more)
+def _send_key(room: str, identity: str, client_message_id: str) -> str:
+    # Hashed: a guest's identity is a secret that proves who they are, and is not stored as it is.
+    return hashlib.sha256(f"{room}\0{identity}\0{client_message_id}".encode()).hexdigest()
 
 
-async def room_send(*, room: str, frame: dict, exclude: str | None = None, message_id: str | None = None) -> None:
+async def history_page(*, room: str, before: int | str | None = None, after: int | None = None) -> dict[str, Any]:
+    """
+    The ``history`` action: the page of messages just before ``before`` (a
+    seq, or a message id), or just after ``after`` (a seq), within
+    ``CHAT_MAX_HISTORY_BYTES``; ``more`` says whether the client should ask again.
+    """
+    store = get_message_store()
+    limit = settings.CHAT_HISTORY_LIMIT
+    if after is not None:
+        messages, more = await store.after(room, after, limit=limit)
+        # Forward pages keep the earliest that fit, so the next page starts where this one ends.
+        messages, cut = protocol.earliest_within(messages, settings.CHAT_MAX_HISTORY_BYTES)
+        return protocol.history_frame(messages=messages, more=more or cut)
+    if isinstance(before, str):  # an id: the messages whose ids sort below it
+        before = await store.seq_by_id(room, before, inclusive=False) + 1
+    messages, more = await store.before(room, before, limit=limit)
+    messages, cut = protocol.latest_within(messages, settings.CHAT_MAX_HISTORY_BYTES)
+    return protocol.history_frame(messages=messages, more=more or cut)
+
+
+async def room_send(
+    *, room: str, frame: dict, exclude: str | None = None, message_id: str | None = None, seq: int | None = None
+) -> None:
     """Encode a frame once and hand it to every process holding members of ``room``."""
     presence = None
     if frame["type"] == protocol.PRESENCE:
         presence = {key: frame[key] for key in ("event", "connectionId", "name")}
     event = room_event(
-        room=room, text=protocol.encode(frame), exclude=exclude, message_id=message_id, presence=presence
+        room=room, text=protocol.encode(frame), exclude=exclude, message_id=message_id, seq=seq, presence=presence
     )
     await get_channel_layer().group_send(room_group(room), event)
 
@@ -312,9 +386,19 @@ async def _sweep_instance(dead: str, *, sweeper: str, now: float, interval: floa
     # Another sweeper's claim lapses after two sweep periods (it may have died mid-sweep).
     if not await store.claim_instance(dead, sweeper=sweeper, now=now, lapse_before=now - interval / 2):
         return []
+    claimed_at = time.time()
     removed: list[Connection] = []
     held = await store.held_by(dead)
     for connection_id in held:
+        # A sweep longer than a sweep period renews its claim, so no other sweeper takes
+        # over while it works; it stops if the claim is lost (the process beat again).
+        if time.time() - claimed_at >= interval / 4:
+            claimed_at = time.time()
+            if not await store.claim_instance(
+                dead, sweeper=sweeper, now=claimed_at, lapse_before=claimed_at - interval / 2
+            ):
+                logger.info("sweep stopped: the process is alive after all", extra={"instance_id": dead})
+                break
         connection = await store.remove(connection_id)
         if connection is not None:
             removed.append(connection)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from chatsite.static_origin import static_origin
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -164,9 +166,11 @@ if DJANGO_SECURE:
 
 # --- Content Security Policy ---------------------------------------------------
 
-# Pages run only the project's own script and styles: no inline script, no
-# remote origin. 'self' in connect-src also admits the page's own ws:/wss:
-# origin (CSP Level 3), which is all the chat's socket needs.
+# Pages run only the project's own script and styles: no inline script, and
+# no other origin but the one static files come from when they are on S3 or
+# CloudFront (added below, with the bucket's settings). 'self' in connect-src
+# also admits the page's own ws:/wss: origin (CSP Level 3), which is all the
+# chat's socket needs.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
@@ -232,6 +236,9 @@ CHAT_INSTANCES_TABLE = env("CHAT_INSTANCES_TABLE", "ChatInstances")
 # The table of room history.
 CHAT_MESSAGES_TABLE = env("CHAT_MESSAGES_TABLE", "ChatMessages")
 
+# The table of each room's seq counter, and of recent sends by clientMessageId.
+CHAT_ROOMS_TABLE = env("CHAT_ROOMS_TABLE", "ChatRooms")
+
 # Seconds between a server process's heartbeats; a process silent for one and
 # a half intervals is taken for dead and its connections are swept.
 CHAT_HEARTBEAT_INTERVAL = env_int("CHAT_HEARTBEAT_INTERVAL", 30)
@@ -258,7 +265,7 @@ CHAT_CONNECTION_STORE = {
 # Where room history is kept: a dotted path to a MessageStore.
 CHAT_MESSAGE_STORE = {
     "BACKEND": env("CHAT_MESSAGE_STORE", "chat.stores.dynamodb.DynamoDBMessageStore"),
-    "OPTIONS": {**_DYNAMODB_OPTIONS, "table_name": CHAT_MESSAGES_TABLE},
+    "OPTIONS": {**_DYNAMODB_OPTIONS, "table_name": CHAT_MESSAGES_TABLE, "rooms_table_name": CHAT_ROOMS_TABLE},
 }
 for _store in (CHAT_CONNECTION_STORE, CHAT_MESSAGE_STORE):
     if not _store["BACKEND"].startswith("chat.stores.dynamodb."):
@@ -279,6 +286,10 @@ CHAT_HISTORY_LIMIT = env_int("CHAT_HISTORY_LIMIT", 50)
 # Most messages replayed to a client reconnecting with ?since=.
 CHAT_RECOVERY_LIMIT = env_int("CHAT_RECOVERY_LIMIT", 1000)
 
+# Seconds during which a sendMessage with a clientMessageId the same sender
+# already used in the room is not sent again (the sender gets the original).
+CHAT_DEDUP_WINDOW = env_int("CHAT_DEDUP_WINDOW", 10 * 60)
+
 # A socket with no frame from its client for this long is closed (seconds).
 CHAT_IDLE_TIMEOUT = env_int("CHAT_IDLE_TIMEOUT", 10 * 60)
 
@@ -298,11 +309,35 @@ CHAT_MAX_OUTBOUND_BYTES = env_int("CHAT_MAX_OUTBOUND_BYTES", 1024 * 1024)
 # elsewhere (1012), spread out so the reconnects do not all land at once.
 CHAT_DRAIN_SECONDS = env_int("CHAT_DRAIN_SECONDS", 10)
 
-# Frames a client may send per second, and in one burst; a client that keeps
-# going after CHAT_FLOOD_LIMIT refused frames in a row is disconnected.
+for _name in ("CHAT_PING_INTERVAL", "CHAT_PING_TIMEOUT", "CHAT_MAX_OUTBOUND_BYTES"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name}={globals()[_name]} must be at least 1.")
+
+# Frames a client may send per second, and in one burst; a client with more
+# than CHAT_FLOOD_LIMIT frames refused within CHAT_FLOOD_WINDOW seconds is
+# disconnected (1008).
 CHAT_RATE_LIMIT_PER_SECOND = env_int("CHAT_RATE_LIMIT_PER_SECOND", 10)
 CHAT_RATE_LIMIT_BURST = env_int("CHAT_RATE_LIMIT_BURST", 20)
-CHAT_FLOOD_LIMIT = env_int("CHAT_FLOOD_LIMIT", 100)
+CHAT_FLOOD_LIMIT = env_int("CHAT_FLOOD_LIMIT", 50)
+CHAT_FLOOD_WINDOW = env_int("CHAT_FLOOD_WINDOW", 10)
+
+# Most bytes of messages one welcome frame or history page carries; past it the
+# frame says so ("truncated" / "more") and the client pages on.
+CHAT_MAX_HISTORY_BYTES = env_int("CHAT_MAX_HISTORY_BYTES", 256 * 1024)
+
+# Sockets per client address, per server process: open at once (0: no limit)
+# and new ones a second. Addresses in CHAT_CONNECTION_LIMIT_EXEMPT (addresses or
+# networks) are not counted, so local tools and benchmarks are not limited.
+CHAT_MAX_CONNECTIONS_PER_IP = env_int("CHAT_MAX_CONNECTIONS_PER_IP", 50)
+CHAT_MAX_CONNECTS_PER_IP_PER_SECOND = env_int("CHAT_MAX_CONNECTS_PER_IP_PER_SECOND", 10)
+CHAT_CONNECTION_LIMIT_EXEMPT = env_list("CHAT_CONNECTION_LIMIT_EXEMPT", "127.0.0.0/8,::1")
+if CHAT_CONNECTION_LIMIT_EXEMPT == ["none"]:
+    CHAT_CONNECTION_LIMIT_EXEMPT = []
+
+# How many proxies in front of daphne append to X-Forwarded-For: the client is
+# that many entries from the right (1 behind an ALB or Elastic Beanstalk's nginx;
+# 0 for a direct run: the socket's peer address).
+CHAT_TRUSTED_PROXY_HOPS = env_int("CHAT_TRUSTED_PROXY_HOPS", 0)
 
 # Rooms with more people than this send no join/leave frames (each would go to
 # everyone: a storm of N x N frames when a crowd arrives); the welcome frame's
@@ -351,6 +386,19 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": _static_backend},
 }
+
+# The origin of the static URLs pages get (the bucket's, CloudFront's), or
+# None when the app serves them itself: the policy admits it for the files.
+STATIC_ORIGIN = static_origin(
+    static_url=STATIC_URL,
+    bucket=AWS_STORAGE_BUCKET_NAME,
+    custom_domain=AWS_S3_CUSTOM_DOMAIN,
+    endpoint_url=AWS_S3_ENDPOINT_URL,
+    region=AWS_S3_REGION_NAME,
+)
+if STATIC_ORIGIN:
+    for _directive in ("script-src", "style-src", "img-src", "font-src"):
+        CONTENT_SECURITY_POLICY["DIRECTIVES"][_directive].append(STATIC_ORIGIN)
 
 # --- Logging -----------------------------------------------------------------
 

@@ -37,9 +37,10 @@ TEMPLATE_TABLES = {
     "ConnectionsTable": "ChatConnections",
     "InstancesTable": "ChatInstances",
     "MessagesTable": "ChatMessages",
+    "RoomsTable": "ChatRooms",
 }
 # Tables worth restoring to a point in time; heartbeats are rewritten every interval.
-RECOVERABLE_TABLES = {"ConnectionsTable", "MessagesTable"}
+RECOVERABLE_TABLES = {"ConnectionsTable", "MessagesTable", "RoomsTable"}
 # What the template's substitutions stand for in deploy/iam/'s default documents.
 DEFAULT_NAMES = {
     "AWS::Partition": "aws",
@@ -48,6 +49,7 @@ DEFAULT_NAMES = {
     "ConnectionsTable": "ChatConnections",
     "InstancesTable": "ChatInstances",
     "MessagesTable": "ChatMessages",
+    "RoomsTable": "ChatRooms",
     "StaticBucket": "chat-static",
 }
 
@@ -163,7 +165,8 @@ def dockerfile_instruction(name: str) -> str:
 
 def test_every_way_of_serving_runs_the_procfile_command(template, task_definition):
     command = procfile_command()
-    assert command[0] == "daphne" and "--proxy-headers" in command
+    # No --proxy-headers: daphne would take X-Forwarded-For's left-most entry, which the client writes.
+    assert command[0] == "daphne" and "--proxy-headers" not in command
     [container] = task_definition["containerDefinitions"]
     assert container["command"] == command
     [cfn_container] = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
@@ -211,6 +214,7 @@ def test_deployments_name_every_table_and_take_the_management_token_from_a_secre
         "CHAT_CONNECTIONS_TABLE": "ChatConnections",
         "CHAT_INSTANCES_TABLE": "ChatInstances",
         "CHAT_MESSAGES_TABLE": "ChatMessages",
+        "CHAT_ROOMS_TABLE": "ChatRooms",
     }
     assert "CHAT_MANAGEMENT_TOKEN" in {s["name"] for s in container["secrets"]}
 
@@ -220,6 +224,7 @@ def test_deployments_name_every_table_and_take_the_management_token_from_a_secre
         "CHAT_CONNECTIONS_TABLE": "ConnectionsTable",
         "CHAT_INSTANCES_TABLE": "InstancesTable",
         "CHAT_MESSAGES_TABLE": "MessagesTable",
+        "CHAT_ROOMS_TABLE": "RoomsTable",
     }
     assert {setting: cfn_environment.get(setting) for setting in TABLES.values()} == {
         setting: {"Ref": resource} for setting, resource in by_setting.items()

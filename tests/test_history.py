@@ -27,7 +27,7 @@ async def test_the_welcome_carries_the_latest_messages_oldest_first(server, room
     bob = await ChatClient.join(server.ws_url, room, "Bob")
     assert bob.welcome["history"] == sent
     item = dynamodb_local.client().get_item(
-        TableName="ChatMessages", Key={"room": {"S": room}, "id": {"S": sent[0]["id"]}}
+        TableName="ChatMessages", Key={"room": {"S": room}, "seq": {"N": str(sent[0]["seq"])}}
     )["Item"]
     assert item["message"]["S"] == "one"
     retention = int(item["expiresAt"]["N"]) - time.time()
@@ -93,4 +93,26 @@ async def test_a_client_away_for_longer_than_the_recovery_limit_gets_the_latest_
     assert bob.welcome["history"] == sent[-4:]
     await ann.say("live")
     assert (await bob.receive_until(is_message))["message"] == "live"
+    await asyncio.gather(ann.close(), bob.close())
+
+
+async def test_recovery_from_the_oldest_id_in_a_room_of_long_messages_fits_the_byte_bound(start_server, room):
+    server = start_server(CHAT_RATE_LIMIT_PER_SECOND="1000", CHAT_RATE_LIMIT_BURST="1000")
+    ann = await ChatClient.join(server.ws_url, room, "Ann", max_size=None)
+    texts = [f"{i:03d} " + "x" * 3990 for i in range(300)]  # about 1.2 MB in all
+    for text in texts:
+        await ann.say(text)
+    await ann.receive_until(lambda f: is_message(f) and f["message"] == texts[-1], 30)
+
+    bob = await ChatClient.join(server.ws_url, room, "Bob", since="0" * 26, max_size=None)
+    size = len(protocol.encode(bob.welcome))
+    history = [m["message"] for m in bob.welcome["history"]]
+    assert bob.welcome["truncated"] is True and size < 256 * 1024 + 4096, size
+    assert history == texts[-len(history) :] and 40 < len(history) < 70  # the latest that fit, in order
+
+    # The page before the oldest one shown is bounded the same way, and says more are left.
+    await bob.send({"action": "history", "before": bob.welcome["history"][0]["id"]})
+    page = await bob.receive_until(lambda f: f["type"] == protocol.HISTORY)
+    assert [m["message"] for m in page["messages"]] == texts[-len(history) - len(page["messages"]) : -len(history)]
+    assert page["more"] is True and len(protocol.encode(page)) < 256 * 1024 + 4096
     await asyncio.gather(ann.close(), bob.close())

@@ -44,20 +44,6 @@ def test_a_message_over_the_limit_says_the_limit():
     assert "10" in caught.value.message
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [("  Ann  ", "Ann"), ("A\x00n\x1bn", "Ann"), ("x" * 40, "x" * 32)],
-)
-def test_display_names_are_cleaned(raw, expected):
-    assert protocol.clean_name(raw) == expected
-
-
-@pytest.mark.parametrize("raw", [None, "", "   ", "\x00\x07"])
-def test_without_a_usable_name_a_guest_name_is_picked(raw):
-    name = protocol.clean_name(raw)
-    assert name.startswith("guest-") and len(name) == 10
-
-
 @pytest.mark.parametrize("room", ["lobby", "a", "A-b_9", "x" * 64])
 def test_valid_rooms(room):
     assert protocol.valid_room(room)

@@ -10,6 +10,8 @@ from typing import Any
 from ..exceptions import ConditionFailed, ConnectionExists, StoreError, StoreUnavailable
 
 __all__ = [
+    "PENDING_SEND_LAPSE",
+    "SEND_PENDING",
     "ConditionFailed",
     "Connection",
     "ConnectionExists",
@@ -168,30 +170,71 @@ class ConnectionStore(ABC):
         """Ids of the connections recorded as held by ``instance_id``."""
 
 
+# What ``MessageStore.claim_send`` answers while the first send of a
+# clientMessageId has not been given its seq yet.
+SEND_PENDING = 0
+PENDING_SEND_LAPSE = 10.0
+
+
 class MessageStore(ABC):
     """
-    A room's message history, by message id (ids sort by time). Messages are
-    the ``message`` frames as sent, stored with an expiry.
+    A room's message history, in the order of ``seq``: an integer per room,
+    strictly increasing, that this store hands out (``next_seq``) and never
+    gives out twice, whatever restarts. Messages are the ``message`` frames
+    as sent (with ``room``, ``id`` and ``seq``), stored with an expiry.
+
+    The store also remembers, for a while, which clientMessageIds a sender
+    has used in a room, so that a resent message is not stored twice.
     """
 
     def __init__(self, **options: Any) -> None:
         _no_options(self, options, "CHAT_MESSAGE_STORE")
 
     @abstractmethod
+    async def next_seq(self, room: str) -> int:
+        """The room's next seq (1 for a new room), given out once."""
+
+    @abstractmethod
     async def append(self, message: dict[str, Any], *, expires_at: int) -> None:
-        """Store one message frame (it has ``room`` and ``id``)."""
+        """Store one message frame (it has ``room``, ``id`` and ``seq``)."""
+
+    @abstractmethod
+    async def get(self, room: str, seq: int) -> dict[str, Any] | None:
+        """The message with this seq, or None."""
+
+    @abstractmethod
+    async def seq_by_id(self, room: str, message_id: str, *, inclusive: bool) -> int:
+        """
+        A cursor given as a message id (as cursors were before seqs; ids sort
+        by time) as a seq: that of the newest message whose id is below
+        ``message_id`` (or equal to it, with ``inclusive``); 0 when none is.
+        """
 
     @abstractmethod
     async def latest(self, room: str, *, limit: int) -> list[dict[str, Any]]:
         """The room's last ``limit`` messages, oldest first."""
 
     @abstractmethod
-    async def after(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        """Messages after ``message_id``, oldest first; True when more follow."""
+    async def after(self, room: str, seq: int, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """The ``limit`` messages after ``seq``, oldest first; True when more follow."""
 
     @abstractmethod
-    async def before(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        """The ``limit`` messages just before ``message_id``, oldest first; True when older ones exist."""
+    async def before(self, room: str, seq: int, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """The ``limit`` messages just before ``seq``, oldest first; True when older ones exist."""
+
+    @abstractmethod
+    async def claim_send(self, key: str, *, expires_at: int) -> int | None:
+        """
+        Claim a send (``key`` names room, sender and clientMessageId) until
+        ``expires_at``: None when this call claimed it; else the seq the
+        first send got, or ``SEND_PENDING`` while it has none yet. A claim
+        still pending after ``PENDING_SEND_LAPSE`` seconds (its send failed)
+        may be claimed again.
+        """
+
+    @abstractmethod
+    async def settle_send(self, key: str, seq: int) -> None:
+        """Record the seq a claimed send got."""
 
     async def ensure_tables(self) -> list[str]:
         """Create whatever the store needs; return what was created. Idempotent."""

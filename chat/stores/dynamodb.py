@@ -17,6 +17,7 @@ import base64
 import functools
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,6 +28,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .. import protocol
 from .base import (
+    PENDING_SEND_LAPSE,
+    SEND_PENDING,
     ConditionFailed,
     Connection,
     ConnectionExists,
@@ -125,11 +128,18 @@ class DynamoDBTable:
     async def ensure(self, definition: dict[str, Any], ttl_attribute: str | None = None) -> bool:
         """Create the table if missing, wait until it is active, turn TTL on. True if created."""
         try:
-            await self.call("describe_table", TableName=self.table_name)
-            created = False
+            described = await self.call("describe_table", TableName=self.table_name)
         except StoreUnavailable:
+            described = None
+        if described is None:
             await self.call("create_table", TableName=self.table_name, **definition)
-            created = True
+        elif described["Table"]["KeySchema"] != definition["KeySchema"]:
+            wanted = ", ".join(f"{k['AttributeName']} ({k['KeyType']})" for k in definition["KeySchema"])
+            raise StoreError(
+                f"table {self.table_name} at {self.endpoint} has another key than this version needs ({wanted}): "
+                "delete it, or name a new table in the settings, then run 'python manage.py ensure_tables'"
+            )
+        created = described is None
         waiter = self.client.get_waiter("table_exists")
         await asyncio.to_thread(waiter.wait, TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
         if ttl_attribute:
@@ -492,22 +502,63 @@ def _instance(item: dict[str, Any]) -> Instance:
 
 
 _MESSAGE_FIELDS = ("room", "id", "connectionId", "name", "message", "sentAt")
+ID_INDEX = "id-index"
 
 
 class DynamoDBMessageStore(MessageStore):
     """
     Room history in DynamoDB: table ``ChatMessages`` (name from settings),
-    partition key ``room``, sort key ``id``, TTL on ``expiresAt``. Every read
-    is a Query on one room.
+    partition key ``room``, sort key ``seq`` (a number), local secondary
+    index ``id-index`` (``room``, ``id``) for cursors given as ids, TTL on
+    ``expiresAt``. Every read is a Query or GetItem on one room, read
+    consistently.
+
+    Table ``rooms_table_name`` (default ``ChatRooms``, partition key
+    ``key``) holds each room's seq counter (``seq#<room>``, an atomic ADD:
+    one seq per call, never twice, whatever restarts) and, until they
+    expire, the sends a clientMessageId has claimed (``send#<hash>``).
     """
 
     def __init__(self, **options: Any) -> None:
-        (self.table,) = _tables("CHAT_MESSAGE_STORE", dict(options))
+        self.table, self.rooms_table = _tables("CHAT_MESSAGE_STORE", dict(options), rooms_table_name="ChatRooms")
+
+    async def next_seq(self, room: str) -> int:
+        response = await self.rooms_table.call(
+            "update_item",
+            TableName=self.rooms_table.table_name,
+            Key={"key": {"S": f"seq#{room}"}},
+            UpdateExpression="ADD seq :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["seq"]["N"])
 
     async def append(self, message: dict[str, Any], *, expires_at: int) -> None:
         item = {field: {"S": message[field]} for field in _MESSAGE_FIELDS}
+        item["seq"] = {"N": str(message["seq"])}
+        if message.get("clientMessageId"):
+            item["clientMessageId"] = {"S": message["clientMessageId"]}
         item[TTL_ATTRIBUTE] = {"N": str(expires_at)}
         await self.table.call("put_item", TableName=self.table.table_name, Item=item)
+
+    async def get(self, room: str, seq: int) -> dict[str, Any] | None:
+        item = await self.table.get_item({"room": {"S": room}, "seq": {"N": str(seq)}})
+        return _message(item) if item else None
+
+    async def seq_by_id(self, room: str, message_id: str, *, inclusive: bool) -> int:
+        response = await self.table.call(
+            "query",
+            TableName=self.table.table_name,
+            IndexName=ID_INDEX,
+            KeyConditionExpression=f"#room = :room AND #id {'<=' if inclusive else '<'} :id",
+            ExpressionAttributeNames={"#room": "room", "#id": "id"},
+            ExpressionAttributeValues={":room": {"S": room}, ":id": {"S": message_id}},
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = response["Items"]
+        return int(items[0]["seq"]["N"]) if items else 0
 
     async def latest(self, room: str, *, limit: int) -> list[dict[str, Any]]:
         if limit <= 0:
@@ -515,54 +566,114 @@ class DynamoDBMessageStore(MessageStore):
         items, _ = await _query_all(self.table, self._range(room), limit=limit)
         return [_message(i) for i in reversed(items)]
 
-    async def after(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        items, more = await _query_all(self.table, self._range(room, ">", message_id), limit=limit)
+    async def after(self, room: str, seq: int, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        items, more = await _query_all(self.table, self._range(room, ">", seq), limit=limit)
         return [_message(i) for i in items], more
 
-    async def before(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
-        items, more = await _query_all(self.table, self._range(room, "<", message_id), limit=limit)
+    async def before(self, room: str, seq: int, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        items, more = await _query_all(self.table, self._range(room, "<", seq), limit=limit)
         return [_message(i) for i in reversed(items)], more
 
     @staticmethod
-    def _range(room: str, op: str | None = None, message_id: str = "") -> dict[str, Any]:
-        """Query parameters: newest first, unless reading forward from an id."""
+    def _range(room: str, op: str | None = None, seq: int = 0) -> dict[str, Any]:
+        """Query parameters: newest first, unless reading forward from a seq; read consistently."""
         params: dict[str, Any] = {
             "KeyConditionExpression": "#room = :room",
             "ExpressionAttributeNames": {"#room": "room"},
             "ExpressionAttributeValues": {":room": {"S": room}},
             "ScanIndexForward": op == ">",
+            "ConsistentRead": True,
         }
         if op:
-            params["KeyConditionExpression"] += f" AND #id {op} :id"
-            params["ExpressionAttributeNames"]["#id"] = "id"
-            params["ExpressionAttributeValues"][":id"] = {"S": message_id}
+            params["KeyConditionExpression"] += f" AND #seq {op} :seq"
+            params["ExpressionAttributeNames"]["#seq"] = "seq"
+            params["ExpressionAttributeValues"][":seq"] = {"N": str(seq)}
         return params
 
+    async def claim_send(self, key: str, *, expires_at: int) -> int | None:
+        now = time.time()
+        try:
+            await self.rooms_table.call(
+                "put_item",
+                TableName=self.rooms_table.table_name,
+                Item={
+                    "key": {"S": f"send#{key}"},
+                    "seq": {"N": str(SEND_PENDING)},
+                    "claimedAt": {"N": f"{now:.3f}"},
+                    TTL_ATTRIBUTE: {"N": str(expires_at)},
+                },
+                # DynamoDB's TTL deletes late: an expired claim counts as none, and so
+                # does one that never got its seq (its send failed) after a while.
+                ConditionExpression=(
+                    "attribute_not_exists(#key) OR #ttl < :now OR (seq = :pending AND claimedAt < :stale)"
+                ),
+                ExpressionAttributeNames={"#key": "key", "#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":now": {"N": str(int(now))},
+                    ":pending": {"N": str(SEND_PENDING)},
+                    ":stale": {"N": f"{now - PENDING_SEND_LAPSE:.3f}"},
+                },
+            )
+        except ConditionFailed:
+            item = await self.rooms_table.get_item({"key": {"S": f"send#{key}"}})
+            return int(item["seq"]["N"]) if item else SEND_PENDING
+        return None
+
+    async def settle_send(self, key: str, seq: int) -> None:
+        await self.rooms_table.call(
+            "update_item",
+            TableName=self.rooms_table.table_name,
+            Key={"key": {"S": f"send#{key}"}},
+            UpdateExpression="SET seq = :seq",
+            ExpressionAttributeValues={":seq": {"N": str(seq)}},
+        )
+
     async def ensure_tables(self) -> list[str]:
+        created_rooms = await self.rooms_table.ensure(
+            {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "key", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "key", "KeyType": "HASH"}],
+            },
+            ttl_attribute=TTL_ATTRIBUTE,
+        )
         created = await self.table.ensure(
             {
                 "BillingMode": "PAY_PER_REQUEST",
                 "AttributeDefinitions": [
                     {"AttributeName": "room", "AttributeType": "S"},
+                    {"AttributeName": "seq", "AttributeType": "N"},
                     {"AttributeName": "id", "AttributeType": "S"},
                 ],
                 "KeySchema": [
                     {"AttributeName": "room", "KeyType": "HASH"},
-                    {"AttributeName": "id", "KeyType": "RANGE"},
+                    {"AttributeName": "seq", "KeyType": "RANGE"},
+                ],
+                "LocalSecondaryIndexes": [
+                    {
+                        "IndexName": ID_INDEX,
+                        "KeySchema": [
+                            {"AttributeName": "room", "KeyType": "HASH"},
+                            {"AttributeName": "id", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    }
                 ],
             },
             ttl_attribute=TTL_ATTRIBUTE,
         )
-        return [self.table.table_name] if created else []
+        return [self.table.table_name] * created + [self.rooms_table.table_name] * created_rooms
 
 
 def _message(item: dict[str, Any]) -> dict[str, Any]:
     value = {field: item[field]["S"] for field in _MESSAGE_FIELDS}
     return protocol.message_frame(
         message_id=value["id"],
+        seq=int(item["seq"]["N"]),
         room=value["room"],
         connection_id=value["connectionId"],
         name=value["name"],
         text=value["message"],
         sent_at=value["sentAt"],
+        client_message_id=item.get("clientMessageId", {}).get("S"),
     )

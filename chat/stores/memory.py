@@ -9,7 +9,17 @@ import dataclasses
 import time
 from typing import Any
 
-from .base import Connection, ConnectionExists, ConnectionStore, Instance, MessageStore, Page, StoreError
+from .base import (
+    PENDING_SEND_LAPSE,
+    SEND_PENDING,
+    Connection,
+    ConnectionExists,
+    ConnectionStore,
+    Instance,
+    MessageStore,
+    Page,
+    StoreError,
+)
 
 
 class MemoryConnectionStore(ConnectionStore):
@@ -93,30 +103,61 @@ class MemoryMessageStore(MessageStore):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._rooms: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}  # sorted by id
+        self._rooms: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}  # (seq, expires_at, frame), by seq
+        self._seqs: dict[str, int] = {}
+        self._sends: dict[str, tuple[int, int, float]] = {}  # key -> (seq or SEND_PENDING, expires_at, claimed at)
 
-    def _live(self, room: str) -> list[tuple[str, int, dict[str, Any]]]:
+    def _live(self, room: str) -> list[tuple[int, int, dict[str, Any]]]:
         now = int(time.time())
         entries = self._rooms.get(room, [])
         if entries and entries[0][1] <= now:
             entries[:] = [e for e in entries if e[1] > now]
         return entries
 
+    async def next_seq(self, room: str) -> int:
+        self._seqs[room] = self._seqs.get(room, 0) + 1
+        return self._seqs[room]
+
     async def append(self, message: dict[str, Any], *, expires_at: int) -> None:
         entries = self._rooms.setdefault(message["room"], [])
-        bisect.insort(entries, (message["id"], expires_at, message), key=lambda e: e[0])
+        bisect.insort(entries, (message["seq"], expires_at, message), key=lambda e: e[0])
+
+    async def get(self, room: str, seq: int) -> dict[str, Any] | None:
+        entries = self._live(room)
+        index = bisect.bisect_left(entries, seq, key=lambda e: e[0])
+        return entries[index][2] if index < len(entries) and entries[index][0] == seq else None
+
+    async def seq_by_id(self, room: str, message_id: str, *, inclusive: bool) -> int:
+        below = [e for e in self._live(room) if e[2]["id"] < message_id or (inclusive and e[2]["id"] == message_id)]
+        return max(below, key=lambda e: e[2]["id"])[0] if below else 0
 
     async def latest(self, room: str, *, limit: int) -> list[dict[str, Any]]:
         return [e[2] for e in self._live(room)[-limit:]] if limit > 0 else []
 
-    async def after(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    async def after(self, room: str, seq: int, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
         entries = self._live(room)
-        start = bisect.bisect_right(entries, message_id, key=lambda e: e[0])
+        start = bisect.bisect_right(entries, seq, key=lambda e: e[0])
         found = entries[start : start + limit]
         return [e[2] for e in found], start + limit < len(entries)
 
-    async def before(self, room: str, message_id: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    async def before(self, room: str, seq: int, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
         entries = self._live(room)
-        end = bisect.bisect_left(entries, message_id, key=lambda e: e[0])
+        end = bisect.bisect_left(entries, seq, key=lambda e: e[0])
         start = max(0, end - limit)
         return [e[2] for e in entries[start:end]], start > 0
+
+    async def claim_send(self, key: str, *, expires_at: int) -> int | None:
+        now = time.time()
+        known = self._sends.get(key)
+        if (
+            known is not None
+            and known[1] > now
+            and not (known[0] == SEND_PENDING and known[2] < now - PENDING_SEND_LAPSE)
+        ):
+            return known[0]
+        self._sends[key] = (SEND_PENDING, expires_at, now)
+        return None
+
+    async def settle_send(self, key: str, seq: int) -> None:
+        if key in self._sends:
+            self._sends[key] = (seq, *self._sends[key][1:])

@@ -1,0 +1,80 @@
+"""One contract, every message store: seqs given out once, history read by seq, sends claimed once."""
+
+import asyncio
+import time
+
+import pytest
+from django.conf import settings
+
+from chat import protocol
+from chat.stores import build_message_store
+from chat.stores.base import SEND_PENDING
+from chat.stores.dynamodb import DynamoDBMessageStore
+from chat.stores.memory import MemoryMessageStore
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def store(request, chat_settings):
+    if request.param == "memory":
+        return MemoryMessageStore()
+    store = build_message_store(settings.CHAT_MESSAGE_STORE)
+    assert isinstance(store, DynamoDBMessageStore)
+    return store
+
+
+async def stored(store, room: str, texts: list[str]) -> list[dict]:
+    frames = []
+    for text in texts:
+        frame = protocol.message_frame(
+            message_id=protocol.new_message_id(),
+            seq=await store.next_seq(room),
+            room=room,
+            connection_id="c1",
+            name="Ann",
+            text=text,
+            sent_at=protocol.iso_timestamp(),
+        )
+        await store.append(frame, expires_at=int(time.time()) + 3600)
+        frames.append(frame)
+    return frames
+
+
+async def test_each_room_counts_its_own_seqs_from_one_and_never_twice(store, room):
+    concurrent = await asyncio.gather(*(store.next_seq(room) for _ in range(20)))
+    assert sorted(concurrent) == list(range(1, 21))
+    assert await store.next_seq(room + "-other") == 1
+    assert await store.next_seq(room) == 21
+
+
+async def test_history_reads_by_seq_in_both_directions(store, room):
+    frames = await stored(store, room, ["a", "b", "c", "d", "e"])
+    assert await store.latest(room, limit=2) == frames[3:]
+    assert await store.after(room, 2, limit=2) == (frames[2:4], True)
+    assert await store.after(room, 3, limit=5) == (frames[3:], False)
+    assert await store.before(room, 4, limit=2) == (frames[1:3], True)
+    assert await store.before(room, 3, limit=5) == (frames[:2], False)
+    assert await store.get(room, 3) == frames[2] and await store.get(room, 99) is None
+
+
+async def test_a_cursor_given_as_a_message_id_still_finds_its_place(store, room):
+    before_any = protocol.new_message_id()
+    frames = await stored(store, room, ["a", "b", "c"])
+    assert await store.seq_by_id(room, frames[1]["id"], inclusive=True) == 2
+    assert await store.seq_by_id(room, frames[1]["id"], inclusive=False) == 1
+    assert await store.seq_by_id(room, before_any, inclusive=True) == 0
+    assert await store.seq_by_id(room, protocol.new_message_id(), inclusive=False) == 3
+
+
+async def test_a_send_is_claimed_once_and_then_names_its_seq(store, room):
+    key = f"{room}-key"
+    expires = int(time.time()) + 600
+    assert await store.claim_send(key, expires_at=expires) is None
+    assert await store.claim_send(key, expires_at=expires) == SEND_PENDING
+    await store.settle_send(key, 7)
+    assert await store.claim_send(key, expires_at=expires) == 7
+
+
+async def test_an_expired_claim_counts_as_none(store, room):
+    key = f"{room}-old"
+    assert await store.claim_send(key, expires_at=int(time.time()) - 1) is None
+    assert await store.claim_send(key, expires_at=int(time.time()) + 600) is None
