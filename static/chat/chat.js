@@ -11,6 +11,8 @@
     welcomed: "chat.welcomed",
     rooms: "chat.recentRooms",
     myIds: "chat.myConnectionIds",
+    clientId: "chat.clientId",
+    outbox: `chat.outbox.${config.room}`,
   };
   const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
   // Close codes the server uses (see the README); daphne drops close reasons, so an
@@ -18,13 +20,24 @@
   const CLOSE_IDLE = 4000;
   const CLOSE_MAX_DURATION = 4001;
   const CLOSE_SERVER_ERROR = 1011;
+  // Closes after which the page reconnects at once (with ?since=, so nothing is missed):
+  // the connection's longest life, a page that fell behind its room, a server shutting down.
+  const RECONNECT_AT_ONCE = new Set([CLOSE_MAX_DURATION, 4008, 1012]);
   // Close codes after which reconnecting by itself would only repeat the refusal.
   const FINAL_CLOSES = new Map([
     [4401, "This chat is for signed-in people only. Sign in, then reconnect."],
     [4003, "An operator closed your connection."],
     [1008, "You were disconnected for sending messages too fast."],
   ]);
-  const CLOSE_REASONS = new Set(["flooding", "idle_timeout", "max_duration", "login_required", "server_unavailable"]);
+  const CLOSE_REASONS = new Set([
+    "flooding",
+    "idle_timeout",
+    "max_duration",
+    "login_required",
+    "server_unavailable",
+    "slow_consumer",
+    "server_restart",
+  ]);
   // What counts as the person being at the page (an idle close waits for one of these).
   const ACTIVITY_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart"];
   const HISTORY_LIMIT = Number(config.historyLimit) > 0 ? Number(config.historyLimit) : 50;
@@ -50,6 +63,16 @@
     bad_frame: "The message could not be read by the server. Try again.",
     unknown_action: "The server did not understand that request.",
   };
+  // Refusals of a message that the outbox meets by sending it again a little later.
+  const RETRY_WORDS = {
+    rate_limited: "Slow down: you are sending faster than this chat allows. Your message goes again in a moment.",
+    server_error: "The server could not take your message just now. It goes again in a moment.",
+    server_unavailable: "The chat could not store your message just now. It goes again in a moment.",
+  };
+  // Refusals of a message that sending it again would only repeat.
+  const FINAL_REFUSALS = new Set(["invalid_message", "message_too_long", "frame_too_large"]);
+  // A `history` request for a gap that gets no answer in this long is asked again.
+  const GAP_TIMEOUT_MS = 10000;
 
   const storage = {
     get(key) {
@@ -139,6 +162,17 @@
     seen: new Set(),
     lastId: "",
     oldestId: "",
+    // The room's order: every message up to lastSeq is shown (or does not exist); maxSeq is the
+    // largest seen, oldestSeq the smallest. They stay null while the server sends no seq.
+    lastSeq: null,
+    maxSeq: null,
+    oldestSeq: null,
+    gap: null,
+    gapTimer: 0,
+    requests: 0,
+    earlierOrder: 0,
+    pending: new Map(),
+    retryNotice: false,
     more: false,
     loadingEarlier: false,
     closeReason: null,
@@ -148,11 +182,12 @@
     activeAt: 0,
     waitingForReturn: false,
     guideShown: false,
-    unconfirmed: [],
-    restored: null,
     unread: 0,
     scrollOnNextOwn: false,
   };
+
+  const CLIENT_ID = window.ChatOutbox.clientId(storage, KEYS.clientId);
+  const outbox = window.ChatOutbox.create({ storage, key: KEYS.outbox, send: sendFrame });
 
   // --- Small helpers -------------------------------------------------------
 
@@ -271,8 +306,7 @@
   function appendItems(items, { force = false, counts = 0 } = {}) {
     if (!items.length) return;
     const stick = force || nearBottom();
-    el.list.append(...items);
-    items.forEach(group);
+    items.forEach(place);
     if (stick) {
       scrollToBottom();
     } else if (counts > 0) {
@@ -280,6 +314,27 @@
       el.newMessagesText.textContent = state.unread === 1 ? "1 new message" : `${state.unread} new messages`;
       el.newMessages.hidden = false;
     }
+  }
+
+  // A new item goes above the messages still being sent; a message with a seq goes above any
+  // shown message with a greater one (a gap filled late), so the list keeps the room's order.
+  function place(item) {
+    const end = el.list.querySelector(".msg-pending");
+    let anchor = end;
+    const seq = itemSeq(item);
+    if (seq !== null) {
+      let node = end ? end.previousElementSibling : el.list.lastElementChild;
+      for (; node; node = node.previousElementSibling) {
+        if (!node.dataset.id) continue; // joins, leaves, notices, the automatic tips
+        const other = itemSeq(node);
+        if (other === null || other < seq) break;
+        anchor = node;
+      }
+    }
+    if (anchor) anchor.before(item);
+    else el.list.append(item);
+    group(item);
+    group(item.nextElementSibling);
   }
 
   // Consecutive messages from one sender within a few minutes share one name and avatar.
@@ -329,15 +384,35 @@
     return item;
   }
 
+  // A message frame's place in the room's order, or null when the server sent none.
+  function seqOf(frame) {
+    return frame && Number.isSafeInteger(frame.seq) && frame.seq >= 0 ? frame.seq : null;
+  }
+
+  function itemSeq(item) {
+    return item.dataset.seq === undefined ? null : Number(item.dataset.seq);
+  }
+
   // The list item for a message frame, or null when it is not for this page or already shown.
-  function messageItem(frame) {
+  // `earlier`: it comes from a page of older messages.
+  function messageItem(frame, { earlier = false } = {}) {
     if (!frame || typeof frame.id !== "string" || typeof frame.message !== "string") return null;
-    if (state.seen.has(frame.id) || (frame.room && frame.room !== config.room)) return null;
+    if (frame.room && frame.room !== config.room) return null;
+    const mine = settle(frame);
+    if (state.seen.has(frame.id)) return null;
+    const seq = seqOf(frame);
+    // The echo of a message sent again after a reload, older than everything shown: it
+    // takes its place when the reader pages back that far.
+    if (!earlier && seq !== null && state.oldestSeq !== null && seq < state.oldestSeq && state.more) return null;
     state.seen.add(frame.id);
     if (frame.id > state.lastId) state.lastId = frame.id;
     if (!state.oldestId || frame.id < state.oldestId) state.oldestId = frame.id;
+    if (seq !== null) {
+      if (state.maxSeq === null || seq > state.maxSeq) state.maxSeq = seq;
+      if (state.oldestSeq === null || seq < state.oldestSeq) state.oldestSeq = seq;
+    }
     const name = typeof frame.name === "string" && frame.name ? frame.name : "someone";
-    const own = state.myIds.has(frame.connectionId);
+    const own = mine || state.myIds.has(frame.connectionId);
     const item = bubbleItem({
       name,
       text: frame.message,
@@ -347,8 +422,8 @@
       senderKey: `c:${frame.connectionId}`,
     });
     item.dataset.id = frame.id;
+    if (seq !== null) item.dataset.seq = String(seq);
     item.dataset.sender = name;
-    if (own) confirmSent(frame.message);
     return item;
   }
 
@@ -373,7 +448,7 @@
 
   // Older messages above the ones shown, keeping what the reader looks at where it is.
   function addEarlier(frames) {
-    const items = frames.map(messageItem).filter(Boolean);
+    const items = frames.map((frame) => messageItem(frame, { earlier: true })).filter(Boolean);
     const box = el.messages;
     const height = box.scrollHeight;
     const top = box.scrollTop;
@@ -420,11 +495,12 @@
 
   function loadEarlier() {
     if (state.loadingEarlier || !state.oldestId) return;
-    if (!sendFrame({ action: "history", before: state.oldestId })) {
+    if (!sendFrame({ action: "history", before: state.oldestSeq ?? state.oldestId })) {
       showError("Not connected right now. Earlier messages load once the chat is back online.");
       return;
     }
     state.loadingEarlier = true;
+    state.earlierOrder = ++state.requests;
     // aria-disabled rather than disabled: a disabled button would drop the keyboard focus.
     el.earlier.setAttribute("aria-disabled", "true");
     el.earlier.textContent = "Loading earlier messages…";
@@ -510,9 +586,13 @@
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     const params = new URLSearchParams();
     if (state.chosenName) params.set("name", state.chosenName);
-    // Back after a gap: the server sends every message after the last one shown, then live ones.
-    if (state.lastId) params.set("since", state.lastId);
-    state.withSince = Boolean(state.lastId);
+    // Who sends, so that the server takes a message the outbox sends again only once.
+    params.set("clientId", CLIENT_ID);
+    // Back after a gap: the server sends every message after the last one the page has (by seq,
+    // or by id from a server that sends no seq), then live ones.
+    const since = state.lastSeq !== null ? String(state.lastSeq) : state.lastId;
+    if (since) params.set("since", since);
+    state.withSince = Boolean(since);
     const query = params.toString();
     return `${scheme}//${window.location.host}${config.socketPath}${query ? `?${query}` : ""}`;
   }
@@ -539,6 +619,9 @@
     state.socket = socket;
     state.closeReason = null;
     state.openedAt = Date.now();
+    // Nothing more goes out before this socket's welcome; a gap is asked for again on it.
+    outbox.pause();
+    forgetGap();
     socket.addEventListener("message", (event) => {
       if (state.socket === socket) receive(event.data);
     });
@@ -568,9 +651,9 @@
       pauseUntilBack();
       return;
     }
-    if (code === CLOSE_MAX_DURATION) {
-      // Connections have a longest life; start the next one at once (a little jitter
-      // so sockets opened together do not all come back in the same instant).
+    if (RECONNECT_AT_ONCE.has(code)) {
+      // Start the next connection at once, no backoff (a little jitter so sockets
+      // closed together do not all come back in the same instant).
       clearRetry();
       setStatus("reconnecting", "Reconnecting…");
       state.retryTimer = window.setTimeout(connect, Math.round(Math.random() * 1000));
@@ -671,17 +754,26 @@
       const history = Array.isArray(frame.history) ? frame.history : [];
       const first = !state.withSince && !state.oldestId;
       addMessages(history);
+      // Everything after ?since= (or the room's latest page): the page has the room up to here.
+      state.lastSeq = state.maxSeq;
       // The latest page of the room: a full one suggests there is more before it.
       if (first) setMore(history.length >= HISTORY_LIMIT);
       clearError();
       if (back) addEvent("You are back online.");
       setStatus("online", "Online", { say: back ? "Back online." : null });
       showGuide();
+      // After the history, whose echoes have acknowledged what arrived before the drop.
+      outbox.connected();
     },
     history(frame) {
+      const messages = Array.isArray(frame.messages) ? frame.messages : [];
+      if (answersGap(messages)) {
+        fillGap(messages, frame.more);
+        return;
+      }
       if (!state.loadingEarlier) return;
       finishLoading();
-      const settle = addEarlier(Array.isArray(frame.messages) ? frame.messages : []);
+      const settle = addEarlier(messages);
       setMore(frame.more);
       const count = settle();
       announce(count === 1 ? "1 earlier message loaded." : `${count} earlier messages loaded.`);
@@ -702,21 +794,33 @@
     },
     message(frame) {
       addMessages([frame], { live: true });
+      followLive(frame);
     },
     system(frame) {
       if (typeof frame.message === "string" && frame.message) addNotice(frame.message, frame.sentAt);
     },
     error(frame) {
+      // The message in flight was refused for now: the outbox keeps it and sends it again shortly.
+      const retrying = Object.hasOwn(RETRY_WORDS, frame.code) && outbox.refused() !== null;
+      if (retrying) {
+        showError(RETRY_WORDS[frame.code]);
+        state.retryNotice = true;
+      }
       if (CLOSE_REASONS.has(frame.code)) {
         // The close that follows says what happens next; this only says why.
         state.closeReason = frame;
         return;
       }
-      if (frame.code === "invalid_cursor") finishLoading();
+      if (frame.code === "invalid_cursor") {
+        if (state.gap && !state.loadingEarlier) giveUpGap();
+        finishLoading();
+      }
+      if (retrying) return;
       if (frame.code === "rate_limited") {
-        showError(slowDown());
+        showError("Slow down: you are sending faster than this chat allows. Wait a moment, then try again.");
         return;
       }
+      if (FINAL_REFUSALS.has(frame.code)) unsend(outbox.refused({ final: true }));
       const known = Object.hasOwn(ERROR_WORDS, frame.code);
       const serverWords = typeof frame.message === "string" && frame.message ? frame.message : "";
       showError(known ? ERROR_WORDS[frame.code] : serverWords || "Something went wrong.");
@@ -742,33 +846,129 @@
     storage.set(KEYS.myIds, JSON.stringify([...ids].slice(-30)));
   }
 
-  // --- Sent messages not yet seen back ---------------------------------------------
+  // --- Messages on their way (the outbox) ----------------------------------------------
 
-  function confirmSent(text) {
-    const index = state.unconfirmed.indexOf(text);
-    if (index >= 0) state.unconfirmed.splice(index, 1);
-    // It went through after all: a copy put back in the box would be sent twice.
-    if (state.restored === text && el.input.value.trim() === text) {
-      el.input.value = "";
-      autosize();
-      updateComposer();
-      clearError();
-    }
-    if (state.restored === text) state.restored = null;
+  // A message in the outbox, shown at once at the bottom as "Sending…" until its echo comes.
+  function addPending(entry) {
+    const item = bubbleItem({
+      name: state.displayName || "You",
+      text: entry.text,
+      sentAt: entry.queuedAt,
+      own: true,
+      automatic: false,
+      senderKey: `c:${state.me}`,
+    });
+    item.classList.add("msg-pending");
+    item.dataset.state = "sending";
+    item.dataset.clientMessageId = entry.id;
+    item.querySelector(".msg-body").append(make("p", "msg-status", "Sending…"));
+    state.pending.set(entry.id, item);
+    el.list.append(item);
+    group(item);
+    scrollToBottom();
   }
 
-  // The server refused a message for coming too fast: put the newest one not yet seen back
-  // into an empty box, so nothing typed is lost.
-  function slowDown() {
-    const text = state.unconfirmed.pop();
-    if (text && !el.input.value.trim()) {
-      el.input.value = text;
-      state.restored = text;
+  function removePending(id) {
+    const item = state.pending.get(id);
+    if (!item) return;
+    state.pending.delete(id);
+    const next = item.nextElementSibling;
+    item.remove();
+    group(next);
+  }
+
+  // The echo of a message from this page's outbox: its "Sending…" bubble makes way for the
+  // message itself (placed by the caller). True when the message was this page's.
+  function settle(frame) {
+    let id = frame.clientMessageId;
+    if (typeof id !== "string") {
+      // From a server that echoes no clientMessageId: this connection's own message with the
+      // text of the one in flight is its echo (messages go one at a time).
+      const sent = outbox.inFlight();
+      if (!sent || frame.connectionId !== state.me || frame.message !== sent.text) return false;
+      id = sent.id;
+    }
+    const shown = state.pending.has(id);
+    const known = outbox.acknowledge(id);
+    removePending(id);
+    if ((shown || known) && state.retryNotice) {
+      state.retryNotice = false;
+      clearError();
+    }
+    return shown || known;
+  }
+
+  // The server will never take this message (too long for it, say): it leaves the list and,
+  // when the box is empty, goes back into it, so nothing typed is lost; otherwise its bubble
+  // stays, marked as not sent.
+  function unsend(entry) {
+    if (!entry) return;
+    const item = state.pending.get(entry.id);
+    if (!el.input.value.trim()) {
+      removePending(entry.id);
+      el.input.value = entry.text;
       autosize();
       updateComposer();
-      return "Slow down: that message was not sent. It is back in the box; send it again in a moment.";
+    } else if (item) {
+      state.pending.delete(entry.id);
+      item.classList.replace("msg-pending", "msg-failed");
+      item.dataset.state = "failed";
+      item.querySelector(".msg-status").textContent = "Not sent";
     }
-    return "Slow down: you are sending faster than this chat allows. Wait a moment, then try again.";
+  }
+
+  // --- Gaps in the room's order --------------------------------------------------------
+
+  // A live message more than one past the last the page has: something was missed. Ask for
+  // what came after it, once; the answer fills the gap in place.
+  function followLive(frame) {
+    const seq = seqOf(frame);
+    if (seq === null || state.gap) return;
+    if (state.lastSeq === null || seq === state.lastSeq + 1) state.lastSeq = seq;
+    else if (seq > state.lastSeq + 1) askForGap();
+  }
+
+  function askForGap() {
+    forgetGap();
+    if (!sendFrame({ action: "history", after: state.lastSeq })) return;
+    state.gap = { after: state.lastSeq, order: ++state.requests };
+    state.gapTimer = window.setTimeout(() => {
+      state.gap = null;
+      if (state.maxSeq > state.lastSeq) askForGap();
+    }, GAP_TIMEOUT_MS);
+  }
+
+  function forgetGap() {
+    window.clearTimeout(state.gapTimer);
+    state.gap = null;
+  }
+
+  function giveUpGap() {
+    forgetGap();
+    state.lastSeq = state.maxSeq;
+  }
+
+  // Whether a `history` frame answers the gap request rather than "Load earlier messages":
+  // the gap's messages all come after its cursor; with both asked, an empty page answers the
+  // first asked.
+  function answersGap(messages) {
+    if (!state.gap) return false;
+    if (!state.loadingEarlier) return true;
+    if (!messages.length) return state.gap.order < state.earlierOrder;
+    return messages.every((frame) => seqOf(frame) !== null && seqOf(frame) > state.gap.after);
+  }
+
+  function fillGap(messages, more) {
+    const { after } = state.gap;
+    forgetGap();
+    addMessages(messages);
+    const reached = Math.max(after, ...messages.map(seqOf).filter((seq) => seq !== null));
+    if (more && reached > after && reached < state.maxSeq) {
+      state.lastSeq = reached;
+      askForGap();
+    } else {
+      state.lastSeq = Math.max(reached, state.maxSeq);
+    }
   }
 
   // --- Composer -----------------------------------------------------------------
@@ -792,8 +992,8 @@
     const text = el.input.value.trim();
     const length = characters(text);
     const left = MAX_LENGTH - length;
-    const online = state.status === "online";
-    el.send.disabled = !online || length === 0 || left < 0;
+    // Offline too: what is sent then waits in the outbox.
+    el.send.disabled = length === 0 || left < 0;
     if (left <= COUNTER_FROM) {
       el.counter.textContent = left >= 0 ? `${left} characters left` : `${-left} over the ${MAX_LENGTH}-character limit`;
       el.counter.dataset.over = String(left < 0);
@@ -810,14 +1010,10 @@
       showError(`That message is longer than ${MAX_LENGTH} characters. Shorten it or split it.`);
       return;
     }
-    if (!sendFrame({ action: "sendMessage", message: text })) {
-      showError("Not connected right now. Your message is still here; send it when the chat is back online.");
-      return;
-    }
     clearError();
-    state.unconfirmed = [...state.unconfirmed, text].slice(-20);
-    state.restored = null;
     state.scrollOnNextOwn = true;
+    addPending(outbox.add(text));
+    if (state.status !== "online") announce("Not connected: your message is sent once the chat is back online.");
     el.input.value = "";
     autosize();
     updateComposer();
@@ -1005,5 +1201,7 @@
   renderMembers();
   rememberRoom();
   updateComposer();
+  // What this room's outbox kept from before a reload, sent after the first welcome.
+  for (const entry of outbox.entries()) addPending(entry);
   connect();
 })();

@@ -187,6 +187,7 @@ def test_the_chat_page_takes_its_files_from_the_bucket_and_chats_under_the_polic
     assert {re.sub(r"\.[0-9a-f]{12}\.", ".", url.rsplit("/", 1)[1]) for url in urls} == {
         "favicon.svg",
         "chat.css",
+        "outbox.js",
         "chat.js",
     }
 

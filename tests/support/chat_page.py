@@ -48,6 +48,11 @@ class ChatPage:
         return self.page.locator("#message-list .msg[data-id]")
 
     @property
+    def pending(self) -> Locator:
+        """Messages written here that the server has not echoed yet (the outbox), shown as "Sending…"."""
+        return self.page.locator("#message-list .msg-pending")
+
+    @property
     def automatic(self) -> Locator:
         return self.page.locator("#message-list .msg-auto")
 
@@ -83,6 +88,13 @@ class ChatPage:
         """The text of every message shown, top to bottom."""
         return self.messages.locator(".msg-text").all_inner_texts()
 
+    def pending_texts(self) -> list[str]:
+        return self.pending.locator(".msg-text").all_inner_texts()
+
+    def outbox(self, room: str) -> list[dict]:
+        """What this browser's outbox for ``room`` holds in localStorage, oldest first."""
+        return self.page.evaluate("room => JSON.parse(localStorage.getItem(`chat.outbox.${room}`) || '[]')", room)
+
     def connection_id(self) -> str:
         """The id of this page's live connection, as the online list knows it."""
         you = self.page.locator("#member-list .member", has=self.page.locator(".member-you"))
@@ -100,6 +112,13 @@ class ChatPage:
     def wait_online(self, timeout: float = WAIT_MS) -> "ChatPage":
         expect(self.status).to_have_attribute("data-state", "online", timeout=timeout)
         return self
+
+    def type_and_send(self, text: str) -> None:
+        """Type ``text`` and press Enter, without waiting for the server (it may be offline)."""
+        self.composer.fill(text)
+        expect(self.send_button).to_be_enabled(timeout=WAIT_MS)
+        self.composer.press("Enter")
+        expect(self.composer).to_have_value("", timeout=WAIT_MS)
 
     def say(self, text: str) -> None:
         self.composer.fill(text)
