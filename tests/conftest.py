@@ -124,11 +124,14 @@ def server_env(dynamodb_local, redis_url, redis_prefix, static_root, server_data
 
 @pytest.fixture
 def start_server(server_env):
-    """Start daphne processes (extra environment as keyword arguments); all stop after the test."""
+    """
+    Start daphne processes (extra environment as keyword arguments; ``clock_offset="+3s"`` runs one
+    under libfaketime with its clock that far ahead); all stop after the test.
+    """
     servers: list[DaphneServer] = []
 
-    def start(**env: str) -> DaphneServer:
-        server = DaphneServer({**server_env, **env}, name=f"daphne-{len(servers) + 1}")
+    def start(clock_offset: str | None = None, **env: str) -> DaphneServer:
+        server = DaphneServer({**server_env, **env}, name=f"daphne-{len(servers) + 1}", clock_offset=clock_offset)
         servers.append(server)
         return server.start()
 

@@ -10,6 +10,13 @@ from websockets.asyncio.client import ClientConnection, connect
 WAIT = 10.0  # seconds any single expected frame may take
 
 
+def chat_path(room: str | None = None, **query: str | None) -> str:
+    """The socket path of ``room`` (the lobby when None) with the query parameters that are not None."""
+    path = f"/ws/chat/{room}/" if room else "/ws/chat/"
+    query = {key: value for key, value in query.items() if value is not None}
+    return path + ("?" + urlencode(query) if query else "")
+
+
 class ChatClient:
     def __init__(self, ws: ClientConnection, welcome: dict[str, Any]) -> None:
         self.ws = ws
@@ -19,12 +26,15 @@ class ChatClient:
 
     @classmethod
     async def join(
-        cls, base_url: str, room: str | None = None, name: str | None = None, since: str | None = None, **connect_args
+        cls,
+        base_url: str,
+        room: str | None = None,
+        name: str | None = None,
+        since: str | None = None,
+        client_id: str | None = None,
+        **connect_args,
     ) -> "ChatClient":
-        path = f"/ws/chat/{room}/" if room else "/ws/chat/"
-        query = {key: value for key, value in (("name", name), ("since", since)) if value is not None}
-        if query:
-            path += "?" + urlencode(query)
+        path = chat_path(room, name=name, since=since, clientId=client_id)
         ws = await asyncio.wait_for(connect(base_url + path, **connect_args), WAIT)
         welcome = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
         assert welcome["type"] == "welcome", welcome

@@ -1,5 +1,6 @@
 """The chat server as users run it: a daphne process on a free port."""
 
+import glob
 import os
 import shlex
 import urllib.request
@@ -26,12 +27,40 @@ def serve_argv(port: int, host: str = "127.0.0.1") -> list[str]:
     return python_argv("-m", *argv)
 
 
+# Where Debian's libfaketime package puts the library (a dependency of the faketime package).
+LIBFAKETIME = ("/usr/lib/*/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1")
+
+
+def faketime_env(offset: str) -> dict[str, str]:
+    """
+    The environment that runs a process under libfaketime with its clock
+    ``offset`` from the real one (``"+3s"``), as on a host whose clock is off.
+    Its monotonic clock moves by the same constant, which changes nothing
+    (it has no meaning outside the process); keeping it true instead
+    (``FAKETIME_DONT_FAKE_MONOTONIC``) makes libfaketime slow every wait
+    between threads several times over, and the server with them.
+    """
+    found = sorted(path for pattern in LIBFAKETIME for path in glob.glob(pattern))
+    if not found:
+        raise RuntimeError(
+            "libfaketime is missing, so no server can run with its clock off: apt-get install -y faketime"
+        )
+    return {"LD_PRELOAD": found[0], "FAKETIME": offset}
+
+
 class DaphneServer:
-    def __init__(self, env: dict[str, str], port: int | None = None, name: str = "daphne") -> None:
+    """
+    One daphne process; ``clock_offset`` (``"+3s"``) runs it under libfaketime
+    with its wall clock that far from the real one.
+    """
+
+    def __init__(
+        self, env: dict[str, str], port: int | None = None, name: str = "daphne", clock_offset: str | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env}
+        self.env = {**os.environ, **env, **(faketime_env(clock_offset) if clock_offset else {})}
         self.name = name
         self.process = self._process()
 

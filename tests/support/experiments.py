@@ -213,13 +213,15 @@ class Sender:
     a clientMessageId of its own, and waiting for each to come back before
     the next, as the page's outbox does: a send answered by an error frame
     (the server could not send it just then) is sent again with the same
-    clientMessageId, up to ``attempts`` times, so that nothing is lost and,
-    the server willing, nothing is sent twice. ``acks`` holds the frame that
-    came back for each text, ``acked_at`` when (wall clock), ``errors`` the
-    error frames it got.
+    clientMessageId, up to ``attempts`` times, and so is one that got no
+    answer in ``ECHO_TIMEOUT``, so that nothing is lost and, the server
+    willing, nothing is sent twice. ``acks`` holds the frame that
+    came back for each text, ``acked_at`` when (wall clock), ``latencies``
+    how long after its first send, ``errors`` the error frames it got.
     """
 
     RETRY_PAUSE = 0.1  # seconds before a send is tried again, times the attempt
+    ECHO_TIMEOUT = 5.0  # seconds without an answer before it is sent again, as the page's outbox does
 
     def __init__(
         self, recorder: Recorder, prefix: str, *, count: int = 0, per_second: float = 1.0, attempts: int = 5
@@ -234,6 +236,8 @@ class Sender:
         self.acked_at: dict[str, float] = {}
         self.errors: list[Frame] = []
         self.failed: list[str] = []
+        self.latencies: list[float] = []  # seconds from the first send of each message to its frame back
+        self.unanswered: list[str] = []  # sends that got no answer in ECHO_TIMEOUT, and went again
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -245,17 +249,25 @@ class Sender:
 
     async def send(self, text: str, *, client_message_id: str) -> Frame | None:
         """Send ``text`` until its message frame comes back (returned) or the attempts are used up (None)."""
+        began = time.monotonic()
         for attempt in range(1, self.attempts + 1):
             mark = len(self.recorder.frames)
             await self.recorder.client.send(
                 {"action": protocol.SEND_MESSAGE, "message": text, "clientMessageId": client_message_id}
             )
-            answer = await self.recorder.wait_for(
-                lambda r, mark=mark: _answer(r.frames[mark:], client_message_id), what=f"an answer to {text}"
-            )
+            try:
+                answer = await self.recorder.wait_for(
+                    lambda r, mark=mark: _answer(r.frames[mark:], client_message_id),
+                    self.ECHO_TIMEOUT,
+                    what=f"an answer to {text}",
+                )
+            except TimeoutError:
+                self.unanswered.append(text)  # published, perhaps, into a Redis that had just come back
+                continue
             if answer["type"] == protocol.MESSAGE:
                 self.acks[text] = answer
                 self.acked_at[text] = time.time()
+                self.latencies.append(time.monotonic() - began)
                 return answer
             self.errors.append(answer)
             await asyncio.sleep(self.RETRY_PAUSE * attempt)  # pacing: a client backs off before sending again

@@ -64,6 +64,15 @@ class RedisServer:
     def kill(self) -> None:
         self.process.kill()
 
+    def restart(self, timeout: float = 20) -> "RedisServer":
+        """Kill it (nothing is saved, so it comes back empty) and start it again on the same port."""
+        self.kill()
+        return self.start(timeout)
+
+    def flush(self) -> None:
+        """FLUSHALL: every key gone, as an operator's mistake or a failover to an empty replica leaves it."""
+        redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5).flushall()
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
