@@ -37,6 +37,11 @@ SOCKET_CLOSE = "socket.close"
 # its seq and its publish). Together longer than a history write may take.
 GAP_WAITS = (0.25, 0.75, 2.5)
 GAP_READ_TIMEOUT = 2.0
+# After the channel layer fails, rooms read what they missed from the store
+# once every CATCH_UP_EVERY seconds, for CATCH_UP_SECONDS after the last failure.
+CATCH_UP_EVERY = 1.0
+CATCH_UP_SECONDS = 15.0
+CATCH_UP_BATCH = 100
 # Sockets end up to this fraction before the longest connection life.
 MAX_DURATION_JITTER = 0.1
 
@@ -217,7 +222,14 @@ class Room:
         self.roster.update(roster)
         for message in recent:
             self.remember(message)
-        self.last_seq = max((m["seq"] for m in recent), default=0)
+        # Delivered so far: up to the end of the run without a hole. A hole near
+        # the top is a message still being written: it comes live, or the gap
+        # is filled from the store, rather than being passed over as delivered.
+        self.last_seq = recent[0]["seq"] if recent else 0
+        for message in recent[1:]:
+            if message["seq"] != self.last_seq + 1:
+                break
+            self.last_seq = message["seq"]
         backlog, self.backlog = self.backlog or [], None
         for event in backlog:
             if event.get("presence"):
@@ -296,6 +308,8 @@ class RoomRelay:
         self.sockets: dict[str, LocalSocket] = {}
         self._channel: str | None = None
         self._opening = asyncio.Lock()
+        self._catching_up: asyncio.Task | None = None
+        self._catch_up_until = 0.0
 
     async def join(self, name: str, socket: LocalSocket, seed: Seed) -> Room:
         """
@@ -476,6 +490,7 @@ class RoomRelay:
                 # The layer lost Redis: say so once per failure and retry with backoff.
                 logger.exception("room relay cannot receive; retrying", extra={"retry_in": delay})
                 self.distrust_recent()
+                self._catch_up_after_outage()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -489,6 +504,40 @@ class RoomRelay:
                 raise
             except Exception:
                 logger.exception("room event not delivered", extra={"event_type": event.get("type")})
+
+    def _catch_up_after_outage(self) -> None:
+        """
+        Messages published while the layer was down (or re-subscribing)
+        reached nobody live, and in a quiet room no later one would show the
+        gap: for ``CATCH_UP_SECONDS`` after the last failure, every room
+        reads the store after its last delivered seq once a second.
+        """
+        loop = asyncio.get_running_loop()
+        self._catch_up_until = loop.time() + CATCH_UP_SECONDS
+        if self._catching_up is None:
+            self._catching_up = loop.create_task(self._catch_up(), name="chat-relay-catch-up")
+
+    async def _catch_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while loop.time() < self._catch_up_until:
+                await asyncio.sleep(CATCH_UP_EVERY)
+                for name, room in list(self.rooms.items()):
+                    if room.last_seq is None:
+                        continue
+                    try:
+                        found, _ = await asyncio.wait_for(
+                            get_message_store().after(name, room.last_seq, limit=CATCH_UP_BATCH), GAP_READ_TIMEOUT
+                        )
+                    except Exception:
+                        logger.warning("messages missed in an outage not read", exc_info=True, extra={"room": name})
+                        continue
+                    for message in found:
+                        await self._deliver_message_frame(name, room, message)
+        except Exception:
+            logger.exception("catching up after an outage stopped")
+        finally:
+            self._catching_up = None
 
 
 _relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RoomRelay]" = weakref.WeakKeyDictionary()

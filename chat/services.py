@@ -221,12 +221,17 @@ async def message_broadcast(
         client_message_id=client_message_id,
     )
     expires_at = int(time.time()) + settings.CHAT_HISTORY_RETENTION
-    try:
-        await asyncio.wait_for(store.append(frame, expires_at=expires_at), HISTORY_WRITE_TIMEOUT)
-        if key is not None:
-            await asyncio.wait_for(store.settle_send(key, seq), HISTORY_WRITE_TIMEOUT)
-    except (StoreError, TimeoutError) as error:
-        logger.warning("message not stored in history: %s", error or "timed out", extra={"room": room, "seq": seq})
+    # The claim is settled beside the history write, not after it: were the write to fail or
+    # time out, a resend must still find this send made rather than make it a second time.
+    writes = [store.append(frame, expires_at=expires_at)] + ([store.settle_send(key, seq)] if key else [])
+    outcomes = await asyncio.gather(
+        *(asyncio.wait_for(w, HISTORY_WRITE_TIMEOUT) for w in writes), return_exceptions=True
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, (StoreError, TimeoutError)):
+            logger.warning("message not stored: %s", outcome or "timed out", extra={"room": room, "seq": seq})
+        elif isinstance(outcome, BaseException):
+            raise outcome
     try:
         await room_send(room=room, frame=frame, message_id=frame["id"], seq=seq)
     except Exception:
