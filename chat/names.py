@@ -22,6 +22,7 @@ import icu
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
+from django.db.models import Count, Max
 from django.db.models.signals import post_delete, post_save
 
 from .database import report_names_unchecked
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 GUEST_SUFFIX = " (guest)"
 ZERO_WIDTH_JOINER = "\u200d"
-# Seconds a process trusts its set of registered names; saves in this process refresh it at once.
+# Seconds a process trusts its set of registered names while the user table's size and highest key stay the same.
 REGISTERED_TTL = 60.0
 
 
@@ -86,19 +87,21 @@ def skeleton(name: str) -> str:
 
 class RegisteredNames:
     """
-    Skeletons of every registered username, read from Django's database at
-    most once every ``REGISTERED_TTL`` seconds, and at once after a user is
-    saved or deleted in this process. Runs in a thread (the ORM), never on
-    the event loop.
+    Skeletons of every registered username. Each check asks the database
+    one cheap question (how many users, and the highest key) and reads the
+    usernames again only when that answer changed, when a user was saved or
+    deleted in this process, or after ``REGISTERED_TTL`` seconds (a rename
+    elsewhere). Runs in a thread (the ORM), never on the event loop.
     """
 
     def __init__(self) -> None:
         self._skeletons: frozenset[str] = frozenset()
+        self._fingerprint: tuple | None = None
         self._read_at = float("-inf")
         self._lock = threading.Lock()
 
     def invalidate(self, **_: object) -> None:
-        self._read_at = float("-inf")
+        self._fingerprint = None
 
     def taken(self, name: str) -> bool:
         """Whether ``name`` looks like a registered username; False (logged once) without a database."""
@@ -109,12 +112,14 @@ class RegisteredNames:
             return False
 
     def _current(self) -> frozenset[str]:
+        model = get_user_model()
+        summary = model.objects.aggregate(count=Count("pk"), last=Max("pk"))
+        fingerprint = (summary["count"], summary["last"])
         with self._lock:
-            if time.monotonic() - self._read_at >= REGISTERED_TTL:
-                model = get_user_model()
+            if fingerprint != self._fingerprint or time.monotonic() - self._read_at >= REGISTERED_TTL:
                 usernames = model.objects.values_list(model.USERNAME_FIELD, flat=True).iterator()
                 self._skeletons = frozenset(skeleton(username) for username in usernames)
-                self._read_at = time.monotonic()
+                self._fingerprint, self._read_at = fingerprint, time.monotonic()
             return self._skeletons
 
 

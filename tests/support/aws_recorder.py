@@ -85,6 +85,10 @@ def _record(params, model, context, region, **kwargs) -> None:
         return  # building a URL (generate_presigned_url) calls nothing
     resource = {name: params[name] for name in RESOURCE_PARAMS if isinstance(params.get(name), str)}
     context["recorded_resource"] = resource
+    if isinstance(params.get("RequestItems"), dict):  # BatchWriteItem / BatchGetItem: authorized per table
+        for table in params["RequestItems"]:
+            _write(model, region, {**resource, "TableName": table})
+        return
     _write(model, region, resource)
 
 
