@@ -122,7 +122,7 @@ async def test_sigterm_drains_every_socket_to_another_process_and_leaves_nothing
     assert registry.held_by(a_id) == set()
     assert registry.heartbeat(a_id) is None
     calls = {(op["operation"], op.get("TableName")) for op in aws_operations(a)}
-    assert ("BatchWriteItem", None) in calls  # its tables are in RequestItems, not TableName
+    assert ("BatchWriteItem", registry.connections_table) in calls
     assert ("DeleteItem", registry.connections_table) not in calls
     for member in on_b:
         await member.wait_for(lambda r: a_ids <= set(r.presence(protocol.LEAVE)), what="a leave for each of A")
