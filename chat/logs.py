@@ -19,9 +19,3 @@ class FieldsFormatter(logging.Formatter):
             return text
         head, sep, tail = text.partition("\n")
         return f"{head} {fields}{sep}{tail}"
-
-
-def log_task_death(task) -> None:
-    """Done-callback for background tasks: a task that died says why."""
-    if not task.cancelled() and task.exception() is not None:
-        logging.getLogger("chat").error("background task %s stopped", task.get_name(), exc_info=task.exception())
