@@ -16,9 +16,10 @@ from django.conf import settings
 from django.http.cookie import parse_cookie
 
 from . import protocol, services
-from .exceptions import ProtocolError, StoreError
+from .exceptions import ProtocolError, StoreError, TooManyReactions, UnknownMessage
 from .instance import get_server_instance
 from .limits import RefusalWindow, TokenBucket, client_address
+from .models import DELETE_MESSAGE_PERMISSION
 from .names import guest_display_name
 from .relay import LocalSocket
 
@@ -29,7 +30,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # No channel per socket: this process's room relay receives for all of them.
     channel_layer_alias = None
     # Action -> handler method. Client input only ever selects a key here.
-    ROUTES = {protocol.SEND_MESSAGE: "route_send_message", protocol.HISTORY: "route_history"}
+    ROUTES = {
+        protocol.SEND_MESSAGE: "route_send_message",
+        protocol.HISTORY: "route_history",
+        protocol.TYPING: "route_typing",
+        protocol.REACT: "route_react",
+        protocol.EDIT_MESSAGE: "route_edit_message",
+        protocol.DELETE_MESSAGE: "route_delete_message",
+    }
 
     connection = None
     socket = None
@@ -38,6 +46,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Who sends, for de-duplicating resent messages: a logged-in user, a browser
     # (?clientId=, a secret it keeps), or failing both this connection alone.
     identity: str | None = None
+    tag = ""  # the identity as frames name it (protocol.sender_tag)
+    operator = False  # may delete anyone's message
 
     async def connect(self) -> None:
         room = self.scope["url_route"]["kwargs"].get("room") or protocol.DEFAULT_ROOM
@@ -90,6 +100,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.connection, self.socket = connection, socket
         self.identity = self.identity or f"connection:{connection.connection_id}"
+        self.tag = protocol.sender_tag(self.identity)
         self.bucket = TokenBucket(settings.CHAT_RATE_LIMIT_PER_SECOND, settings.CHAT_RATE_LIMIT_BURST)
         self.refusals = RefusalWindow(settings.CHAT_FLOOD_LIMIT, settings.CHAT_FLOOD_WINDOW)
         try:
@@ -101,6 +112,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     members=welcome.members,
                     history=welcome.history,
                     truncated=welcome.truncated,
+                    sender=self.tag,
+                    operator=self.operator,
                 )
             )
             await socket.ready(after_seq=welcome.after_seq)
@@ -149,6 +162,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await getattr(self, self.ROUTES[request.action])(request)
         except ProtocolError as error:
             await self.send_frame(protocol.error_frame(error.code, error.message))
+        except UnknownMessage:
+            await self.send_frame(
+                protocol.error_frame(protocol.UNKNOWN_MESSAGE, "This room has no such message, or it was deleted.")
+            )
+        except TooManyReactions:
+            await self.send_frame(
+                protocol.error_frame(
+                    protocol.TOO_MANY_REACTIONS,
+                    f"You have {protocol.MAX_REACTIONS_PER_PERSON} reactions on that message: take one back first.",
+                )
+            )
+        except StoreError as error:
+            logger.error("frame not handled: %s", error, extra={"connection_id": self.connection.connection_id})
+            await self.send_frame(
+                protocol.error_frame(protocol.SERVER_UNAVAILABLE, "The chat is unavailable right now; try again.")
+            )
         except Exception:
             logger.exception("frame handling failed", extra={"connection_id": self.connection.connection_id})
             await self.send_frame(
@@ -176,9 +205,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def route_send_message(self, request: protocol.Request) -> None:
         text = protocol.message_text(request.body, max_length=settings.CHAT_MAX_MESSAGE_LENGTH)
         client_message_id = protocol.client_message_id(request.body)
+        reply_to = protocol.reply_to_field(request.body)
         try:
             frame, resent = await services.message_broadcast(
-                sender=self.connection, identity=self.identity, text=text, client_message_id=client_message_id
+                sender=self.connection,
+                identity=self.identity,
+                text=text,
+                client_message_id=client_message_id,
+                reply_to=reply_to,
             )
         except StoreError as error:
             logger.error("message not sent: %s", error, extra={"connection_id": self.connection.connection_id})
@@ -196,6 +230,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             before = protocol.cursor_field(body, "before")
             await self.send_frame(await services.history_page(room=room, before=before))
+
+    async def route_typing(self, request: protocol.Request) -> None:
+        await services.typing_broadcast(sender=self.connection, tag=self.tag)
+
+    async def route_react(self, request: protocol.Request) -> None:
+        message_id = protocol.message_id_field(request.body)
+        emoji = protocol.emoji_field(request.body)
+        await services.message_react(sender=self.connection, tag=self.tag, message_id=message_id, emoji=emoji)
+
+    async def route_edit_message(self, request: protocol.Request) -> None:
+        message_id = protocol.message_id_field(request.body)
+        text = protocol.message_text(request.body, max_length=settings.CHAT_MAX_MESSAGE_LENGTH)
+        await services.message_edit(sender=self.connection, tag=self.tag, message_id=message_id, text=text)
+
+    async def route_delete_message(self, request: protocol.Request) -> None:
+        message_id = protocol.message_id_field(request.body)
+        await services.message_delete(
+            room=self.connection.room, message_id=message_id, tag=self.tag, operator=self.operator
+        )
 
     # --- Sending -------------------------------------------------------------
 
@@ -243,6 +296,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             if user.is_authenticated:
                 self.identity = f"user:{user.pk}"
+                self.operator = user.is_active and user.is_staff and await user.ahas_perm(DELETE_MESSAGE_PERMISSION)
                 return user.get_username()[: protocol.NAME_MAX_LENGTH]
         if not settings.CHAT_ALLOW_ANONYMOUS:
             return None

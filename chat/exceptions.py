@@ -32,3 +32,11 @@ class ConnectionExists(ConditionFailed):
 
 class ConnectionGone(ChatError):
     """The connection is not live (never was, or has closed): API Gateway's GoneException."""
+
+
+class UnknownMessage(ChatError):
+    """The room has no such message (or it was deleted, for a change that needs its text)."""
+
+
+class TooManyReactions(ChatError):
+    """The sender already has the most distinct reactions one person may put on that message."""

@@ -66,7 +66,8 @@ GRANTS = (
     # The running server: room history.
     Grant(APPLICATION, "dynamodb:PutItem", "table:messages", "stores each message sent"),
     Grant(APPLICATION, "dynamodb:Query", "table:messages", "welcome history, ?since= recovery, the history action"),
-    Grant(APPLICATION, "dynamodb:GetItem", "table:messages", "the original of a resent message"),
+    Grant(APPLICATION, "dynamodb:GetItem", "table:messages", "the original of a resent message; a message reacted to"),
+    Grant(APPLICATION, "dynamodb:UpdateItem", "table:messages", "reactions, edits and deletes change a message"),
     Grant(APPLICATION, "dynamodb:Query", "indexes:messages", "a cursor given as a message id (id-index)"),
     # The running server: each room's seq, and recent sends by clientMessageId.
     Grant(APPLICATION, "dynamodb:UpdateItem", "table:rooms", "gives each message its seq (an atomic ADD)"),

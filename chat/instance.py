@@ -103,6 +103,7 @@ class ServerInstance:
             held=lambda: [socket.connection for socket in self.sockets.values() if not socket.drained],
             still_held=self._holds,
             verify=verify,
+            rooms=self.relay.served_rooms,
         )
         if swept and not first:
             self._verify_beats = VERIFY_BEATS

@@ -7,6 +7,9 @@ so its permissions exist, and so the admin's log can name what was acted on.
 
 from django.db import models
 
+# Who may delete anyone's message: an operator (a staff user with it).
+DELETE_MESSAGE_PERMISSION = "chat.moderate_messages"
+
 
 class LiveConnection(models.Model):
     """A live WebSocket as the admin's log names it; read from the registry, never from this database."""
@@ -23,6 +26,9 @@ class LiveConnection(models.Model):
         permissions = [
             ("disconnect_connection", "Can disconnect live connections"),
             ("message_connection", "Can send system messages to live connections"),
+            ("moderate_messages", "Can delete any chat message"),
+            ("moderate_people", "Can mute and ban people"),
+            ("moderate_rooms", "Can set slow mode on rooms and lock them"),
         ]
 
     def __str__(self) -> str:

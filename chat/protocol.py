@@ -8,6 +8,9 @@ route selection expression ``$request.body.action`` does. The server sends
 JSON objects with a ``type``.
 """
 
+import base64
+import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -23,9 +26,21 @@ from .exceptions import ProtocolError
 
 SEND_MESSAGE = "sendMessage"
 HISTORY = "history"
+TYPING = "typing"
+REACT = "react"
+EDIT_MESSAGE = "editMessage"
+DELETE_MESSAGE = "deleteMessage"
 # Routes as the client names them; ``sendmessage`` is what clients of the
 # aws-samples simple-websockets-chat-app send.
-ACTIONS = {SEND_MESSAGE: SEND_MESSAGE, "sendmessage": SEND_MESSAGE, HISTORY: HISTORY}
+ACTIONS = {
+    SEND_MESSAGE: SEND_MESSAGE,
+    "sendmessage": SEND_MESSAGE,
+    HISTORY: HISTORY,
+    TYPING: TYPING,
+    REACT: REACT,
+    EDIT_MESSAGE: EDIT_MESSAGE,
+    DELETE_MESSAGE: DELETE_MESSAGE,
+}
 # Field aliases: aws-samples clients put the text in ``data``.
 MESSAGE_FIELDS = ("message", "data")
 
@@ -36,6 +51,13 @@ PRESENCE = "presence"
 MESSAGE = "message"
 ERROR = "error"
 SYSTEM = "system"
+# Someone is typing: not stored, not ordered.
+TYPING_FRAME = "typing"
+# Changes to a message: each has a seq of its own, in the room's order, after the message's.
+REACTION = "reaction"
+MESSAGE_EDITED = "message_edited"
+MESSAGE_DELETED = "message_deleted"
+MESSAGE_EVENTS = frozenset({REACTION, MESSAGE_EDITED, MESSAGE_DELETED})
 
 JOIN = "join"
 LEAVE = "leave"
@@ -51,6 +73,11 @@ INVALID_CURSOR = "invalid_cursor"
 FRAME_TOO_LARGE = "frame_too_large"
 RATE_LIMITED = "rate_limited"
 SERVER_ERROR = "server_error"
+UNKNOWN_MESSAGE = "unknown_message"
+INVALID_REACTION = "invalid_reaction"
+TOO_MANY_REACTIONS = "too_many_reactions"
+NOT_ALLOWED = "not_allowed"
+EDIT_WINDOW_PASSED = "edit_window_passed"
 # Sent just before the server closes a socket (with the matching close code).
 FLOODING = "flooding"
 IDLE_TIMEOUT = "idle_timeout"
@@ -68,6 +95,12 @@ NAME_MAX_LENGTH = 32
 GUEST_PREFIX = "guest-"
 # A connection's lastActiveAt is written at most this often (seconds), by the process holding it.
 LAST_ACTIVE_INTERVAL = 60
+# Distinct emoji one sender may put on one message.
+MAX_REACTIONS_PER_PERSON = 20
+# A reply quotes this many characters of the message it answers.
+EXCERPT_LENGTH = 140
+# Seconds between two typing frames one sender's are forwarded.
+TYPING_INTERVAL = 2.0
 
 # Close codes (RFC 6455, and 4000-4999 for this application). daphne does not
 # pass a close reason on, so the server sends an ``error`` frame with the
@@ -153,7 +186,10 @@ def parse_request(text: str | None = None, data: bytes | None = None) -> Request
     route = ACTIONS.get(action) if isinstance(action, str) else None
     if route is None:
         shown = "no action" if action is None else f"the action {str(action)[:40]!r}"
-        raise ProtocolError(UNKNOWN_ACTION, f"This server has no route for {shown}. Use {SEND_MESSAGE} or {HISTORY}.")
+        raise ProtocolError(
+            UNKNOWN_ACTION,
+            f"This server has no route for {shown}. Use one of: {', '.join(sorted(set(ACTIONS.values())))}.",
+        )
     return Request(action=route, body=body)
 
 
@@ -176,6 +212,45 @@ MESSAGE_ID_PATTERN = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 def valid_message_id(value: str | None) -> bool:
     return isinstance(value, str) and MESSAGE_ID_PATTERN.fullmatch(value) is not None
+
+
+def message_id_field(body: dict[str, Any], field: str = "messageId") -> str:
+    """The id of a message that a request names, or ``ProtocolError``."""
+    value = body.get(field)
+    if not valid_message_id(value):
+        raise ProtocolError(INVALID_MESSAGE, f'Put the id of a message of this room in "{field}".')
+    return value
+
+
+def reply_to_field(body: dict[str, Any]) -> str | None:
+    """The optional ``replyTo`` of a ``sendMessage``, or ``ProtocolError``."""
+    return None if body.get("replyTo") is None else message_id_field(body, "replyTo")
+
+
+_EMOJI: Any = None
+
+
+def emoji_field(body: dict[str, Any]) -> str:
+    """
+    The ``emoji`` of a ``react``: exactly one emoji (Unicode's RGI set, as
+    ICU knows it: modifiers, ZWJ sequences and flags included), or
+    ``ProtocolError``. A symbol sent without its emoji presentation
+    selector (``❤`` for ``❤️``) counts as the emoji.
+    """
+    global _EMOJI
+    if _EMOJI is None:
+        import icu
+
+        emoji = icu.UnicodeSet("[:RGI_Emoji:]")
+        emoji.freeze()  # frozen: safe to share between threads
+        _EMOJI = emoji
+    value = body.get("emoji")
+    if isinstance(value, str) and 0 < len(value) <= 32:
+        if _EMOJI.contains(value):
+            return value
+        if _EMOJI.contains(value + "\ufe0f"):
+            return value + "\ufe0f"
+    raise ProtocolError(INVALID_REACTION, 'Put exactly one emoji in "emoji", such as "👍".')
 
 
 # A seq as a cursor: a plain non-negative integer, also in a query string.
@@ -274,6 +349,8 @@ def welcome_frame(
     members: list[dict[str, str]],
     history: list[dict[str, Any]],
     truncated: bool = False,
+    sender: str | None = None,
+    operator: bool = False,
 ) -> dict[str, Any]:
     """
     The first frame of a socket. ``truncated``: ``history`` holds the latest
@@ -288,6 +365,8 @@ def welcome_frame(
         "members": members,
         "history": history,
         "truncated": truncated,
+        "sender": sender,
+        "operator": operator,
     }
 
 
@@ -310,11 +389,18 @@ def message_frame(
     text: str,
     sent_at: str,
     client_message_id: str | None = None,
+    sender: str | None = None,
+    reply_to: dict[str, Any] | None = None,
+    reactions: dict[str, int] | None = None,
+    version: int = 1,
+    edited_at: str | None = None,
 ) -> dict[str, Any]:
     """
-    A chat message. ``seq`` orders the room: every member gets its messages
-    in increasing seq, with none skipped that exists. ``clientMessageId``
-    (the sender's own, echoed) is there only when the sender gave one.
+    A chat message in its current state. ``seq`` orders the room: every
+    member gets its messages in increasing seq, with none skipped that
+    exists. ``clientMessageId`` (the sender's own, echoed) is there only
+    when the sender gave one; ``sender`` is the tag of who sent it
+    (``sender_tag``); ``version`` counts its changes, 1 when sent.
     """
     frame = {
         "type": MESSAGE,
@@ -325,10 +411,94 @@ def message_frame(
         "name": name,
         "message": text,
         "sentAt": sent_at,
+        "reactions": reactions or {},
+        "version": version,
     }
     if client_message_id:
         frame["clientMessageId"] = client_message_id
+    if sender:
+        frame["sender"] = sender
+    if reply_to:
+        frame["replyTo"] = reply_to
+    if edited_at:
+        frame["editedAt"] = edited_at
     return frame
+
+
+def tombstone(message: dict[str, Any], *, version: int) -> dict[str, Any]:
+    """What stays of a deleted message: where it was and whose, with no text, reactions or reply."""
+    kept = {key: message[key] for key in ("id", "seq", "room", "connectionId", "name", "sentAt") if key in message}
+    if message.get("sender"):
+        kept["sender"] = message["sender"]
+    return {"type": MESSAGE, **kept, "deleted": True, "version": version}
+
+
+def reply_quote(message: dict[str, Any]) -> dict[str, Any]:
+    """How a reply names the message it answers: its id, its sender's name, and the start of its text now."""
+    text = None if message.get("deleted") else message.get("message", "")[:EXCERPT_LENGTH]
+    return {"id": message["id"], "name": message.get("name", ""), "excerpt": text}
+
+
+def sender_tag(identity: str) -> str:
+    """
+    The tag that names a sender in frames: the same for all of one
+    identity's connections, and no way back to the identity (a browser's
+    ``clientId`` is a secret).
+    """
+    from django.conf import settings
+
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"chat.sender\0{identity}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()
+
+
+def typing_frame(*, room: str, connection_id: str, name: str, sender: str) -> dict[str, Any]:
+    return {"type": TYPING_FRAME, "room": room, "connectionId": connection_id, "name": name, "sender": sender}
+
+
+def reaction_frame(
+    *,
+    seq: int,
+    room: str,
+    message_id: str,
+    reactions: dict[str, int],
+    version: int,
+    emoji: str,
+    added: bool,
+    sender: str,
+) -> dict[str, Any]:
+    """The counts of a message's reactions now, and the one change that made them."""
+    return {
+        "type": REACTION,
+        "seq": seq,
+        "room": room,
+        "messageId": message_id,
+        "reactions": reactions,
+        "version": version,
+        "emoji": emoji,
+        "added": added,
+        "sender": sender,
+    }
+
+
+def edited_frame(*, seq: int, room: str, message_id: str, text: str, edited_at: str, version: int) -> dict[str, Any]:
+    return {
+        "type": MESSAGE_EDITED,
+        "seq": seq,
+        "room": room,
+        "messageId": message_id,
+        "message": text,
+        "editedAt": edited_at,
+        "version": version,
+    }
+
+
+def deleted_frame(*, seq: int, room: str, message_id: str, version: int) -> dict[str, Any]:
+    return {"type": MESSAGE_DELETED, "seq": seq, "room": room, "messageId": message_id, "version": version}
+
+
+def is_message(frame: dict[str, Any]) -> bool:
+    """True for a message (a tombstone included), False for an event about one."""
+    return frame.get("type") == MESSAGE
 
 
 def system_frame(*, message: str, sent_at: str | None = None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from .protocol import JOIN, decode, encode
+from .protocol import JOIN, MESSAGE, MESSAGE_DELETED, MESSAGE_EDITED, MESSAGE_EVENTS, decode, encode, tombstone
 from .stores import Connection, get_message_store
 
 logger = logging.getLogger(__name__)
@@ -277,9 +277,15 @@ class Room:
         return due
 
     def remember(self, message: dict[str, Any]) -> None:
+        """
+        Keep a frame of the room's stream: a message, or an event about one,
+        which also brings the message kept here to its current state.
+        """
         recent, seq = self.recent, message["seq"]
         if recent is None:
             return
+        if message.get("type") in MESSAGE_EVENTS:
+            _apply_event(recent, message)
         if len(recent) >= self.recent_limit and seq <= recent[0]["seq"]:
             return  # older than the window: not ours to keep
         if any(m["seq"] == seq for m in recent[-8:]):
@@ -288,8 +294,27 @@ class Room:
         del recent[: -self.recent_limit or len(recent)]
 
     def latest(self) -> list[dict[str, Any]] | None:
-        """The recent messages, oldest first; None when they cannot be trusted and the store must be read."""
+        """The recent messages and events, oldest first; None when they cannot be trusted and the store must be read."""
         return None if self.recent is None else list(self.recent)
+
+
+def _apply_event(recent: list[dict[str, Any]], event: dict[str, Any]) -> None:
+    """A change to a message kept in ``recent``, if it is there and the change is newer than what it holds."""
+    target = event["messageId"]
+    for index in range(len(recent) - 1, -1, -1):
+        message = recent[index]
+        if message.get("id") != target or message.get("type") != MESSAGE:
+            continue
+        if message.get("deleted") or event["version"] <= message.get("version", 1):
+            return
+        if event["type"] == MESSAGE_DELETED:
+            recent[index] = tombstone(message, version=event["version"])
+        elif event["type"] == MESSAGE_EDITED:
+            recent[index] = {**message, "message": event["message"], "editedAt": event["editedAt"]}
+        else:
+            recent[index] = {**message, "reactions": event["reactions"]}
+        recent[index]["version"] = event["version"]
+        return
 
 
 class RoomRelay:
@@ -343,6 +368,11 @@ class RoomRelay:
         for event in early:
             await self._deliver_message(name, room, event)
         return room
+
+    def served_rooms(self, limit: int = 1000) -> dict[str, int]:
+        """The rooms this process holds sockets in (the ``limit`` busiest) -> how many."""
+        sizes = sorted(((len(room.members), name) for name, room in self.rooms.items()), reverse=True)
+        return {name: size for size, name in sizes[:limit] if size}
 
     def distrust_recent(self, name: str | None = None) -> None:
         """A message may have been stored but not relayed: read history from the store from now on."""
@@ -428,7 +458,7 @@ class RoomRelay:
     async def _deliver_message_frame(self, name: str, room: Room, message: dict[str, Any]) -> None:
         """A message read from the store, delivered as if it had come live."""
         await self._deliver_message(
-            name, room, room_event(room=name, text=encode(message), message_id=message["id"], seq=message["seq"])
+            name, room, room_event(room=name, text=encode(message), message_id=message.get("id"), seq=message["seq"])
         )
 
     async def _write(self, room: Room, event: dict[str, Any]) -> None:
@@ -548,7 +578,8 @@ def get_room_relay() -> RoomRelay:
     loop = asyncio.get_running_loop()
     relay = _relays.get(loop)
     if relay is None:
+        # Twice the welcome's messages, as room_seed reads: events about them sit in between.
         relay = _relays[loop] = RoomRelay(
-            get_channel_layer(), settings.CHAT_PRESENCE_LIMIT, settings.CHAT_HISTORY_LIMIT
+            get_channel_layer(), settings.CHAT_PRESENCE_LIMIT, 2 * settings.CHAT_HISTORY_LIMIT
         )
     return relay

@@ -289,6 +289,8 @@ CHAT_RECOVERY_LIMIT = env_int("CHAT_RECOVERY_LIMIT", 1000)
 # Seconds during which a sendMessage with a clientMessageId the same sender
 # already used in the room is not sent again (the sender gets the original).
 CHAT_DEDUP_WINDOW = env_int("CHAT_DEDUP_WINDOW", 10 * 60)
+# Seconds after sending during which its sender may edit a message.
+CHAT_EDIT_WINDOW = env_int("CHAT_EDIT_WINDOW", 15 * 60)
 
 # A socket with no frame from its client for this long is closed (seconds).
 CHAT_IDLE_TIMEOUT = env_int("CHAT_IDLE_TIMEOUT", 10 * 60)

@@ -8,6 +8,15 @@ room shares). The consumer, the admin, management commands and the
 these functions into the stores or the channel layer.
 """
 
+from .conversation import (
+    current_quotes,
+    message_delete,
+    message_edit,
+    message_find,
+    message_react,
+    reply_quote,
+    typing_broadcast,
+)
 from .operators import (
     CLOSED_BY_OPERATOR_MESSAGE,
     ROOM_TOTAL_LIMIT,
@@ -38,7 +47,7 @@ from .processes import (
     instance_sweep,
     instance_sweep_one,
 )
-from .rooms import room_announce, room_roster, room_seed, room_send
+from .rooms import room_announce, room_directory, room_roster, room_seed, room_send
 
 __all__ = [
     "CLOSED_BY_OPERATOR_MESSAGE",
@@ -58,15 +67,23 @@ __all__ = [
     "connection_touch",
     "connections_page",
     "connections_retire",
+    "current_quotes",
     "history_page",
     "instance_heartbeat",
     "instance_retire",
     "instance_sweep",
     "instance_sweep_one",
     "message_broadcast",
+    "message_delete",
+    "message_edit",
+    "message_find",
+    "message_react",
+    "reply_quote",
     "room_announce",
+    "room_directory",
     "room_roster",
     "room_seed",
     "room_send",
     "room_totals",
+    "typing_broadcast",
 ]

@@ -18,7 +18,8 @@ from ..exceptions import StoreError
 from ..relay import LocalSocket, Room, get_room_relay
 from ..stores import Connection, get_connection_store, get_message_store
 from ..stores.base import SEND_PENDING
-from .rooms import room_announce, room_seed, room_send
+from .conversation import current_quotes, reply_quote
+from .rooms import recent_items, room_announce, room_seed, room_send
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ async def connection_register(*, socket: LocalSocket, since: int | str | None = 
         if after is None:
             history = room.latest()
             if history is None:
-                history = await messages.latest(connection.room, limit=settings.CHAT_HISTORY_LIMIT)
+                history = await messages.latest(connection.room, limit=recent_items())
         else:
             # Recovery always reads the store: a message another process stored but
             # could not publish is in the store, and in no process's memory.
@@ -106,7 +107,10 @@ async def connection_register(*, socket: LocalSocket, since: int | str | None = 
                 history = history[:index]
                 break
             upto = max(upto, message["seq"])
-        history, cut = protocol.latest_within(history, settings.CHAT_MAX_HISTORY_BYTES)
+        if after is None:
+            # A first visit gets messages in their current state; the events about them add nothing.
+            history = [m for m in history if protocol.is_message(m)][-settings.CHAT_HISTORY_LIMIT :]
+        history, cut = protocol.latest_within(current_quotes(history), settings.CHAT_MAX_HISTORY_BYTES)
         return room, history, more or cut, upto
 
     try:
@@ -160,7 +164,12 @@ async def connection_disconnect(*, socket: LocalSocket) -> None:
 
 
 async def message_broadcast(
-    *, sender: Connection, identity: str, text: str, client_message_id: str | None = None
+    *,
+    sender: Connection,
+    identity: str,
+    text: str,
+    client_message_id: str | None = None,
+    reply_to: str | None = None,
 ) -> tuple[dict[str, Any] | None, bool]:
     """
     ``sendMessage``: give the message the room's next seq, store it, then
@@ -168,6 +177,8 @@ async def message_broadcast(
     first, so a client that recovers from the history never misses what was
     delivered live; if the history cannot be written in time, it still goes
     out live. Without a seq (the store cannot give one) it is not sent.
+    ``reply_to``: the id of the message of the room it answers, quoted in
+    the frame (``ProtocolError`` if the room has no such message).
 
     With ``client_message_id``, a send that ``identity`` already made in
     this room within ``CHAT_DEDUP_WINDOW`` is not made again: returns
@@ -176,6 +187,7 @@ async def message_broadcast(
     """
     store = get_message_store()
     room = sender.room
+    quote = await _quote(room, reply_to) if reply_to else None
     key = None
     if client_message_id:
         key = _send_key(room, identity, client_message_id)
@@ -193,6 +205,8 @@ async def message_broadcast(
         text=text,
         sent_at=protocol.iso_timestamp(),
         client_message_id=client_message_id,
+        sender=protocol.sender_tag(identity),
+        reply_to=quote,
     )
     expires_at = int(time.time()) + settings.CHAT_HISTORY_RETENTION
     # The claim is settled beside the history write, not after it: were the write to fail or
@@ -214,6 +228,15 @@ async def message_broadcast(
     return frame, False
 
 
+async def _quote(room: str, message_id: str) -> dict[str, Any]:
+    """The quote of a message this process's relay remembers (kept current by its events), else the store's."""
+    relayed = get_room_relay().rooms.get(room)
+    for message in reversed((relayed and relayed.latest()) or []):
+        if message.get("id") == message_id and protocol.is_message(message):
+            return protocol.reply_quote(message)
+    return await reply_quote(room=room, message_id=message_id)
+
+
 def _send_key(room: str, identity: str, client_message_id: str) -> str:
     # Hashed: a guest's identity is a secret that proves who they are, and is not stored as it is.
     return hashlib.sha256(f"{room}\0{identity}\0{client_message_id}".encode()).hexdigest()
@@ -228,12 +251,15 @@ async def history_page(*, room: str, before: int | str | None = None, after: int
     store = get_message_store()
     limit = settings.CHAT_HISTORY_LIMIT
     if after is not None:
+        # Forward, the room's stream replays: messages, and the events about them.
         messages, more = await store.after(room, after, limit=limit)
         # Forward pages keep the earliest that fit, so the next page starts where this one ends.
-        messages, cut = protocol.earliest_within(messages, settings.CHAT_MAX_HISTORY_BYTES)
+        messages, cut = protocol.earliest_within(current_quotes(messages), settings.CHAT_MAX_HISTORY_BYTES)
         return protocol.history_frame(messages=messages, more=more or cut)
     if isinstance(before, str):  # an id: the messages whose ids sort below it
         before = await store.seq_by_id(room, before, inclusive=False) + 1
-    messages, more = await store.before(room, before, limit=limit)
+    # Back, messages only: each already in its current state. An event in the page leaves it shorter.
+    items, more = await store.before(room, before, limit=limit)
+    messages = current_quotes([m for m in items if protocol.is_message(m)])
     messages, cut = protocol.latest_within(messages, settings.CHAT_MAX_HISTORY_BYTES)
     return protocol.history_frame(messages=messages, more=more or cut)

@@ -49,6 +49,7 @@ async def instance_heartbeat(
     held: Callable[[], list[Connection]] = list,
     still_held: Callable[[str], bool] = lambda connection_id: True,
     verify: bool = False,
+    rooms: Callable[[], dict[str, int]] | None = None,
 ) -> bool:
     """
     Record that this process is alive for another ``STALE_AFTER_INTERVALS``
@@ -56,7 +57,8 @@ async def instance_heartbeat(
     slow to beat), its heartbeat forgotten or claimed by a sweeper, so the
     registry may have lost connections it still holds. Then, and with
     ``verify``, every connection in ``held()`` that the registry lacks is put
-    back and its room told it is there after all.
+    back and its room told it is there after all. ``rooms()``: the rooms it
+    serves, for the room directory.
 
     The write is abandoned after ``HEARTBEAT_TIMEOUT_INTERVALS`` of an
     interval (the next beat tries again); it goes through a client and
@@ -70,6 +72,7 @@ async def instance_heartbeat(
             at=now,
             stale_at=now + interval * STALE_AFTER_INTERVALS,
             expires_at=int(now + max(settings.CHAT_CONNECTION_TTL, interval * 10)),
+            rooms=rooms() if rooms else None,
         ),
         interval * HEARTBEAT_TIMEOUT_INTERVALS,
     )

@@ -4,10 +4,17 @@ any server process can find who is in a room and which channel reaches them.
 """
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..exceptions import ConditionFailed, ConnectionExists, StoreError, StoreUnavailable
+from ..exceptions import (
+    ConditionFailed,
+    ConnectionExists,
+    StoreError,
+    StoreUnavailable,
+    TooManyReactions,
+    UnknownMessage,
+)
 
 __all__ = [
     "PENDING_SEND_LAPSE",
@@ -21,6 +28,8 @@ __all__ = [
     "Page",
     "StoreError",
     "StoreUnavailable",
+    "TooManyReactions",
+    "UnknownMessage",
 ]
 
 
@@ -64,6 +73,7 @@ class Instance:
     stale_at: float  # epoch seconds after which, without a newer heartbeat, it is taken for dead
     swept_by: str = ""  # the sweeper that claimed it, if one has
     swept_at: float = 0.0  # epoch seconds of that claim
+    rooms: dict[str, int] = field(default_factory=dict)  # the rooms it serves -> its sockets there
 
 
 def _no_options(store: object, options: dict[str, Any], setting: str) -> None:
@@ -134,10 +144,13 @@ class ConnectionStore(ABC):
         """Forget these connections, in as few calls as the backend allows (a draining process)."""
 
     @abstractmethod
-    async def heartbeat(self, instance_id: str, *, at: float, stale_at: float, expires_at: int) -> bool:
+    async def heartbeat(
+        self, instance_id: str, *, at: float, stale_at: float, expires_at: int, rooms: dict[str, int] | None = None
+    ) -> bool:
         """
         Record that ``instance_id`` is alive until ``stale_at``, dropping any
-        sweeper's claim. True if its heartbeat was on record and unclaimed:
+        sweeper's claim, with the ``rooms`` it serves (name -> its sockets
+        there) when given. True if its heartbeat was on record and unclaimed:
         False means a sweep may have removed its connections.
         """
 
@@ -235,6 +248,37 @@ class MessageStore(ABC):
     @abstractmethod
     async def settle_send(self, key: str, seq: int) -> None:
         """Record the seq a claimed send got."""
+
+    # --- Changes to a message --------------------------------------------------
+    # Each returns the message as it is now, ``version`` counted up by one.
+    # The events that tell the room (``reaction``, ``message_edited``,
+    # ``message_deleted`` frames) are appended like messages, at seqs of
+    # their own: ``latest``, ``after`` and ``before`` return both, in seq order.
+
+    @abstractmethod
+    async def find(self, room: str, message_id: str) -> dict[str, Any] | None:
+        """The message with this id in ``room``, in its current state (a tombstone if deleted), or None."""
+
+    @abstractmethod
+    async def react(self, room: str, seq: int, *, emoji: str, who: str, limit: int) -> tuple[dict[str, Any], bool]:
+        """
+        Toggle ``who``'s ``emoji`` on the message at ``seq``: the message now,
+        and True if the reaction was added. ``UnknownMessage`` if there is no
+        such message or it was deleted; ``TooManyReactions`` if adding it
+        would give ``who`` more than ``limit`` distinct emoji on it.
+        """
+
+    @abstractmethod
+    async def edit(self, room: str, seq: int, *, text: str, edited_at: str) -> dict[str, Any]:
+        """Replace the message's text; ``UnknownMessage`` if there is no such message or it was deleted."""
+
+    @abstractmethod
+    async def delete(self, room: str, seq: int) -> dict[str, Any] | None:
+        """
+        Make the message a tombstone (no text, reactions or reply): the
+        tombstone, or None if it was one already. ``UnknownMessage`` if
+        there is no such message.
+        """
 
     async def ensure_tables(self) -> list[str]:
         """Create whatever the store needs; return what was created. Idempotent."""

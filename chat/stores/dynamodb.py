@@ -39,6 +39,8 @@ from .base import (
     Page,
     StoreError,
     StoreUnavailable,
+    TooManyReactions,
+    UnknownMessage,
 )
 
 logger = logging.getLogger(__name__)
@@ -407,18 +409,23 @@ class DynamoDBConnectionStore(ConnectionStore):
 
     # --- Server processes ------------------------------------------------------
 
-    async def heartbeat(self, instance_id: str, *, at: float, stale_at: float, expires_at: int) -> bool:
+    async def heartbeat(
+        self, instance_id: str, *, at: float, stale_at: float, expires_at: int, rooms: dict[str, int] | None = None
+    ) -> bool:
+        names = {"#ttl": TTL_ATTRIBUTE}
+        values = {":at": {"N": f"{at:.3f}"}, ":stale": {"N": f"{stale_at:.3f}"}, ":expires": {"N": str(expires_at)}}
+        update = "SET heartbeatAt = :at, staleAt = :stale, #ttl = :expires"
+        if rooms is not None:
+            names["#rooms"] = "rooms"
+            values[":rooms"] = {"M": {room: {"N": str(count)} for room, count in rooms.items()}}
+            update += ", #rooms = :rooms"
         response = await self.heartbeats.call(
             "update_item",
             TableName=self.heartbeats.table_name,
             Key={"instanceId": {"S": instance_id}},
-            UpdateExpression="SET heartbeatAt = :at, staleAt = :stale, #ttl = :expires REMOVE sweptBy, sweptAt",
-            ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
-            ExpressionAttributeValues={
-                ":at": {"N": f"{at:.3f}"},
-                ":stale": {"N": f"{stale_at:.3f}"},
-                ":expires": {"N": str(expires_at)},
-            },
+            UpdateExpression=update + " REMOVE sweptBy, sweptAt",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
             ReturnValues="ALL_OLD",
         )
         old = response.get("Attributes")
@@ -498,6 +505,7 @@ def _instance(item: dict[str, Any]) -> Instance:
         float(item["staleAt"]["N"]),
         swept_by=item.get("sweptBy", {}).get("S", ""),
         swept_at=float(item.get("sweptAt", {}).get("N", 0)),
+        rooms={room: int(count["N"]) for room, count in item.get("rooms", {}).get("M", {}).items()},
     )
 
 
@@ -534,16 +542,128 @@ class DynamoDBMessageStore(MessageStore):
         return int(response["Attributes"]["seq"]["N"])
 
     async def append(self, message: dict[str, Any], *, expires_at: int) -> None:
-        item = {field: {"S": message[field]} for field in _MESSAGE_FIELDS}
+        if protocol.is_message(message):
+            item = {field: {"S": message[field]} for field in _MESSAGE_FIELDS}
+            for field in ("clientMessageId", "sender"):
+                if message.get(field):
+                    item[field] = {"S": message[field]}
+            if message.get("replyTo"):
+                item["replyTo"] = {"S": json.dumps(message["replyTo"], ensure_ascii=False)}
+            # Empty maps, so that a reaction can ADD to a set inside them.
+            item["reactions"] = {"M": {}}
+            item["reactionsBy"] = {"M": {}}
+            item["version"] = {"N": str(message.get("version", 1))}
+        else:  # an event about a message: kept as it was sent, for recovery to replay
+            item = {"room": {"S": message["room"]}, "event": {"S": json.dumps(message, ensure_ascii=False)}}
         item["seq"] = {"N": str(message["seq"])}
-        if message.get("clientMessageId"):
-            item["clientMessageId"] = {"S": message["clientMessageId"]}
         item[TTL_ATTRIBUTE] = {"N": str(expires_at)}
         await self.table.call("put_item", TableName=self.table.table_name, Item=item)
 
     async def get(self, room: str, seq: int) -> dict[str, Any] | None:
-        item = await self.table.get_item({"room": {"S": room}, "seq": {"N": str(seq)}})
+        item = await self.table.get_item(self._key(room, seq))
         return _message(item) if item else None
+
+    @staticmethod
+    def _key(room: str, seq: int) -> dict[str, Any]:
+        return {"room": {"S": room}, "seq": {"N": str(seq)}}
+
+    async def find(self, room: str, message_id: str) -> dict[str, Any] | None:
+        response = await self.table.call(
+            "query",
+            TableName=self.table.table_name,
+            IndexName=ID_INDEX,
+            KeyConditionExpression="#room = :room AND #id = :id",
+            ExpressionAttributeNames={"#room": "room", "#id": "id"},
+            ExpressionAttributeValues={":room": {"S": room}, ":id": {"S": message_id}},
+            Limit=1,
+            ConsistentRead=True,
+        )
+        if not response["Items"]:
+            return None
+        return await self.get(room, int(response["Items"][0]["seq"]["N"]))
+
+    async def _change(self, room: str, seq: int, update: str, condition: str, **expression: Any) -> dict[str, Any]:
+        """One conditional UpdateItem that counts the message's version up; the message now."""
+        names = {"#v": "version", "#id": "id", "#del": "deleted", **expression.pop("names", {})}
+        values = {":one": {"N": "1"}, **expression.pop("values", {})}
+        response = await self.table.call(
+            "update_item",
+            TableName=self.table.table_name,
+            Key=self._key(room, seq),
+            UpdateExpression=f"SET #v = if_not_exists(#v, :one) + :one{update}",
+            ConditionExpression=f"attribute_exists(#id) AND attribute_not_exists(#del){condition}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return _message(response["Attributes"])
+
+    async def react(self, room: str, seq: int, *, emoji: str, who: str, limit: int) -> tuple[dict[str, Any], bool]:
+        names = {"#r": "reactions", "#b": "reactionsBy", "#e": emoji, "#w": who}
+        # Read, then write on the condition that what was read still holds; another
+        # person's reaction meanwhile does not matter, this person's own (another tab) does.
+        for _ in range(5):
+            item = await self.table.get_item(self._key(room, seq))
+            if item is None or "id" not in item or "deleted" in item:
+                raise UnknownMessage(f"no message {seq} in {room}")
+            if "reactions" not in item or "reactionsBy" not in item:  # stored before reactions existed
+                await self.table.call(
+                    "update_item",
+                    TableName=self.table.table_name,
+                    Key=self._key(room, seq),
+                    UpdateExpression="SET #r = if_not_exists(#r, :empty), #b = if_not_exists(#b, :empty)",
+                    ExpressionAttributeNames={"#r": "reactions", "#b": "reactionsBy"},
+                    ExpressionAttributeValues={":empty": {"M": {}}},
+                )
+                continue
+            reactors = item["reactions"]["M"].get(emoji, {}).get("SS", [])
+            mine = int(item["reactionsBy"]["M"].get(who, {}).get("N", "0"))
+            added = who not in reactors
+            if added and mine >= limit:
+                raise TooManyReactions(f"{limit} reactions on message {seq} in {room}")
+            values = {":who": {"SS": [who]}, ":w": {"S": who}}
+            if added:
+                update = " ADD #r.#e :who, #b.#w :one"
+                condition = " AND NOT contains(#r.#e, :w) AND (attribute_not_exists(#b.#w) OR #b.#w < :limit)"
+                values[":limit"] = {"N": str(limit)}
+            else:
+                update = " ADD #b.#w :less DELETE #r.#e :who"
+                condition = " AND contains(#r.#e, :w)"
+                values[":less"] = {"N": "-1"}
+            try:
+                return await self._change(room, seq, update, condition, names=names, values=values), added
+            except ConditionFailed:
+                continue
+        raise StoreError(f"the reactions to message {seq} in {room} kept changing")
+
+    async def edit(self, room: str, seq: int, *, text: str, edited_at: str) -> dict[str, Any]:
+        try:
+            return await self._change(
+                room,
+                seq,
+                ", #m = :text, #at = :at",
+                "",
+                names={"#m": "message", "#at": "editedAt"},
+                values={":text": {"S": text}, ":at": {"S": edited_at}},
+            )
+        except ConditionFailed:
+            raise UnknownMessage(f"no message {seq} in {room}") from None
+
+    async def delete(self, room: str, seq: int) -> dict[str, Any] | None:
+        try:
+            return await self._change(
+                room,
+                seq,
+                ", #del = :yes REMOVE #m, #r, #b, #reply, #at",
+                "",
+                names={"#m": "message", "#r": "reactions", "#b": "reactionsBy", "#reply": "replyTo", "#at": "editedAt"},
+                values={":yes": {"BOOL": True}},
+            )
+        except ConditionFailed:
+            item = await self.table.get_item(self._key(room, seq))
+            if item is not None and "deleted" in item:
+                return None
+            raise UnknownMessage(f"no message {seq} in {room}") from None
 
     async def seq_by_id(self, room: str, message_id: str, *, inclusive: bool) -> int:
         response = await self.table.call(
@@ -666,14 +786,27 @@ class DynamoDBMessageStore(MessageStore):
 
 
 def _message(item: dict[str, Any]) -> dict[str, Any]:
-    value = {field: item[field]["S"] for field in _MESSAGE_FIELDS}
+    """A stored item as a frame: a message in its current state, or an event as it was sent."""
+    if "event" in item:
+        return json.loads(item["event"]["S"])
+    version = int(item.get("version", {}).get("N", "1"))
+    sender = item.get("sender", {}).get("S")
+    fields = {field: item[field]["S"] for field in _MESSAGE_FIELDS if field in item}
+    if "deleted" in item:
+        return protocol.tombstone({**fields, "seq": int(item["seq"]["N"]), "sender": sender}, version=version)
+    reactions = {emoji: len(who["SS"]) for emoji, who in item.get("reactions", {}).get("M", {}).items() if "SS" in who}
     return protocol.message_frame(
-        message_id=value["id"],
+        message_id=fields["id"],
         seq=int(item["seq"]["N"]),
-        room=value["room"],
-        connection_id=value["connectionId"],
-        name=value["name"],
-        text=value["message"],
-        sent_at=value["sentAt"],
+        room=fields["room"],
+        connection_id=fields["connectionId"],
+        name=fields["name"],
+        text=fields["message"],
+        sent_at=fields["sentAt"],
         client_message_id=item.get("clientMessageId", {}).get("S"),
+        sender=sender,
+        reply_to=json.loads(item["replyTo"]["S"]) if "replyTo" in item else None,
+        reactions=reactions,
+        version=version,
+        edited_at=item.get("editedAt", {}).get("S"),
     )

@@ -9,6 +9,7 @@ import dataclasses
 import time
 from typing import Any
 
+from .. import protocol
 from .base import (
     PENDING_SEND_LAPSE,
     SEND_PENDING,
@@ -19,6 +20,8 @@ from .base import (
     MessageStore,
     Page,
     StoreError,
+    TooManyReactions,
+    UnknownMessage,
 )
 
 
@@ -49,9 +52,12 @@ class MemoryConnectionStore(ConnectionStore):
         for connection_id in connection_ids:
             self._connections.pop(connection_id, None)
 
-    async def heartbeat(self, instance_id: str, *, at: float, stale_at: float, expires_at: int) -> bool:
+    async def heartbeat(
+        self, instance_id: str, *, at: float, stale_at: float, expires_at: int, rooms: dict[str, int] | None = None
+    ) -> bool:
         known = self._instances.get(instance_id)
-        self._instances[instance_id] = Instance(instance_id, at, stale_at)
+        kept = known.rooms if known is not None and rooms is None else dict(rooms or {})
+        self._instances[instance_id] = Instance(instance_id, at, stale_at, rooms=kept)
         return known is not None and not known.swept_by
 
     async def claim_instance(self, instance_id: str, *, sweeper: str, now: float, lapse_before: float) -> bool:
@@ -106,6 +112,7 @@ class MemoryMessageStore(MessageStore):
         self._rooms: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}  # (seq, expires_at, frame), by seq
         self._seqs: dict[str, int] = {}
         self._sends: dict[str, tuple[int, int, float]] = {}  # key -> (seq or SEND_PENDING, expires_at, claimed at)
+        self._reactors: dict[tuple[str, int], dict[str, list[str]]] = {}  # (room, seq) -> emoji -> who, in order
 
     def _live(self, room: str) -> list[tuple[int, int, dict[str, Any]]]:
         now = int(time.time())
@@ -120,31 +127,84 @@ class MemoryMessageStore(MessageStore):
 
     async def append(self, message: dict[str, Any], *, expires_at: int) -> None:
         entries = self._rooms.setdefault(message["room"], [])
-        bisect.insort(entries, (message["seq"], expires_at, message), key=lambda e: e[0])
+        bisect.insort(entries, (message["seq"], expires_at, dict(message)), key=lambda e: e[0])
 
-    async def get(self, room: str, seq: int) -> dict[str, Any] | None:
+    def _entry(self, room: str, seq: int) -> tuple[int, int, dict[str, Any]] | None:
         entries = self._live(room)
         index = bisect.bisect_left(entries, seq, key=lambda e: e[0])
-        return entries[index][2] if index < len(entries) and entries[index][0] == seq else None
+        return entries[index] if index < len(entries) and entries[index][0] == seq else None
+
+    async def get(self, room: str, seq: int) -> dict[str, Any] | None:
+        entry = self._entry(room, seq)
+        return dict(entry[2]) if entry else None
 
     async def seq_by_id(self, room: str, message_id: str, *, inclusive: bool) -> int:
-        below = [e for e in self._live(room) if e[2]["id"] < message_id or (inclusive and e[2]["id"] == message_id)]
+        below = [
+            e
+            for e in self._live(room)
+            if "id" in e[2] and (e[2]["id"] < message_id or (inclusive and e[2]["id"] == message_id))
+        ]
         return max(below, key=lambda e: e[2]["id"])[0] if below else 0
 
     async def latest(self, room: str, *, limit: int) -> list[dict[str, Any]]:
-        return [e[2] for e in self._live(room)[-limit:]] if limit > 0 else []
+        return [dict(e[2]) for e in self._live(room)[-limit:]] if limit > 0 else []
 
     async def after(self, room: str, seq: int, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
         entries = self._live(room)
         start = bisect.bisect_right(entries, seq, key=lambda e: e[0])
         found = entries[start : start + limit]
-        return [e[2] for e in found], start + limit < len(entries)
+        return [dict(e[2]) for e in found], start + limit < len(entries)
 
     async def before(self, room: str, seq: int, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
         entries = self._live(room)
         end = bisect.bisect_left(entries, seq, key=lambda e: e[0])
         start = max(0, end - limit)
-        return [e[2] for e in entries[start:end]], start > 0
+        return [dict(e[2]) for e in entries[start:end]], start > 0
+
+    async def find(self, room: str, message_id: str) -> dict[str, Any] | None:
+        for entry in self._live(room):
+            if entry[2].get("id") == message_id:
+                return dict(entry[2])
+        return None
+
+    def _message(self, room: str, seq: int) -> dict[str, Any]:
+        entry = self._entry(room, seq)
+        if entry is None or not protocol.is_message(entry[2]) or entry[2].get("deleted"):
+            raise UnknownMessage(f"no message {seq} in {room}")
+        return entry[2]
+
+    async def react(self, room: str, seq: int, *, emoji: str, who: str, limit: int) -> tuple[dict[str, Any], bool]:
+        message = self._message(room, seq)
+        reactions = self._reactors.setdefault((room, seq), {})
+        people = reactions.setdefault(emoji, [])
+        added = who not in people
+        if added:
+            if sum(who in others for others in reactions.values()) >= limit:
+                raise TooManyReactions(f"{limit} reactions on message {seq} in {room}")
+            people.append(who)
+        else:
+            people.remove(who)
+            if not people:
+                del reactions[emoji]
+        message["reactions"] = {e: len(p) for e, p in reactions.items()}
+        message["version"] = message.get("version", 1) + 1
+        return dict(message), added
+
+    async def edit(self, room: str, seq: int, *, text: str, edited_at: str) -> dict[str, Any]:
+        message = self._message(room, seq)
+        message.update(message=text, editedAt=edited_at, version=message.get("version", 1) + 1)
+        return dict(message)
+
+    async def delete(self, room: str, seq: int) -> dict[str, Any] | None:
+        entry = self._entry(room, seq)
+        if entry is not None and entry[2].get("deleted"):
+            return None
+        message = self._message(room, seq)
+        self._reactors.pop((room, seq), None)
+        tombstone = protocol.tombstone(message, version=message.get("version", 1) + 1)
+        message.clear()
+        message.update(tombstone)
+        return dict(tombstone)
 
     async def claim_send(self, key: str, *, expires_at: int) -> int | None:
         now = time.time()

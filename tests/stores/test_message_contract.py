@@ -8,6 +8,7 @@ from django.conf import settings
 
 from chat import protocol
 from chat.stores import build_message_store
+from chat.exceptions import TooManyReactions, UnknownMessage
 from chat.stores.base import SEND_PENDING
 from chat.stores.dynamodb import DynamoDBMessageStore
 from chat.stores.memory import MemoryMessageStore
@@ -78,3 +79,69 @@ async def test_an_expired_claim_counts_as_none(store, room):
     key = f"{room}-old"
     assert await store.claim_send(key, expires_at=int(time.time()) - 1) is None
     assert await store.claim_send(key, expires_at=int(time.time()) + 600) is None
+
+
+async def test_a_reaction_toggles_and_counts_each_person_once(store, room):
+    (message,) = await stored(store, room, ["hi"])
+    seq = message["seq"]
+    now, added = await store.react(room, seq, emoji="👍", who="ann", limit=20)
+    assert added and now["reactions"] == {"👍": 1} and now["version"] == 2
+    now, added = await store.react(room, seq, emoji="👍", who="bob", limit=20)
+    assert added and now["reactions"] == {"👍": 2}
+    now, added = await store.react(room, seq, emoji="🎉", who="bob", limit=20)
+    assert now["reactions"] == {"👍": 2, "🎉": 1}
+    now, added = await store.react(room, seq, emoji="👍", who="ann", limit=20)
+    assert not added and now["reactions"] == {"👍": 1, "🎉": 1}
+    now, added = await store.react(room, seq, emoji="🎉", who="bob", limit=20)
+    assert not added and now["reactions"] == {"👍": 1} and now["version"] == 6
+    assert (await store.get(room, seq))["reactions"] == {"👍": 1}
+    assert (await store.find(room, message["id"]))["reactions"] == {"👍": 1}
+
+
+async def test_one_person_has_at_most_the_limit_of_distinct_reactions(store, room):
+    (message,) = await stored(store, room, ["hi"])
+    for emoji in ("👍", "🎉", "😮"):
+        await store.react(room, message["seq"], emoji=emoji, who="ann", limit=3)
+    with pytest.raises(TooManyReactions):
+        await store.react(room, message["seq"], emoji="😢", who="ann", limit=3)
+    now, added = await store.react(room, message["seq"], emoji="😢", who="bob", limit=3)
+    assert added and now["reactions"]["😢"] == 1
+    await store.react(room, message["seq"], emoji="👍", who="ann", limit=3)  # one taken back makes room
+    now, added = await store.react(room, message["seq"], emoji="😢", who="ann", limit=3)
+    assert added and now["reactions"]["😢"] == 2
+
+
+async def test_concurrent_reactions_are_each_counted(store, room):
+    (message,) = await stored(store, room, ["hi"])
+    await asyncio.gather(*(store.react(room, message["seq"], emoji="❤️", who=f"p{i}", limit=20) for i in range(10)))
+    assert (await store.get(room, message["seq"]))["reactions"] == {"❤️": 10}
+
+
+async def test_an_edit_replaces_the_text_and_a_delete_leaves_a_tombstone(store, room):
+    first, second = await stored(store, room, ["first", "second"])
+    edited = await store.edit(room, first["seq"], text="first, fixed", edited_at="2026-12-01T10:00:00.000Z")
+    assert edited["message"] == "first, fixed" and edited["editedAt"] == "2026-12-01T10:00:00.000Z"
+    assert edited["version"] == 2
+    await store.react(room, second["seq"], emoji="👍", who="ann", limit=20)
+    gone = await store.delete(room, second["seq"])
+    assert gone["deleted"] is True and gone["id"] == second["id"] and gone["version"] == 3
+    assert "message" not in gone and "reactions" not in gone
+    assert await store.delete(room, second["seq"]) is None
+    with pytest.raises(UnknownMessage):
+        await store.edit(room, second["seq"], text="back", edited_at="2026-12-01T10:00:00.000Z")
+    with pytest.raises(UnknownMessage):
+        await store.react(room, second["seq"], emoji="👍", who="ann", limit=20)
+    with pytest.raises(UnknownMessage):
+        await store.delete(room, 999)
+    assert await store.latest(room, limit=10) == [edited, gone]
+    assert await store.find(room, protocol.new_message_id()) is None
+
+
+async def test_events_are_kept_in_the_order_of_the_room_beside_the_messages(store, room):
+    (message,) = await stored(store, room, ["hi"])
+    seq = await store.next_seq(room)
+    event = protocol.deleted_frame(seq=seq, room=room, message_id=message["id"], version=2)
+    await store.append(event, expires_at=int(time.time()) + 3600)
+    (later,) = await stored(store, room, ["after"])
+    assert await store.after(room, 0, limit=10) == ([message, event, later], False)
+    assert await store.seq_by_id(room, later["id"], inclusive=False) == message["seq"]
