@@ -1,5 +1,7 @@
 // The chat page: one WebSocket speaking the documented wire protocol.
 // Everything a person or the server wrote reaches the page as text nodes.
+// Features live in their own files, wired here: outbox.js, typing.js, reactions.js,
+// message_actions.js (reply, edit, delete), mentions.js, unread.js (title and notifications).
 "use strict";
 
 (() => {
@@ -12,6 +14,7 @@
     rooms: "chat.recentRooms",
     myIds: "chat.myConnectionIds",
     clientId: "chat.clientId",
+    notify: "chat.notifyMentions",
     outbox: `chat.outbox.${config.room}`,
   };
   const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -53,6 +56,8 @@
     "Choose the name others see with the button at the top right. The room name at the top left lets you switch rooms, or start a new one.",
     "Enter sends, Shift+Enter starts a new line, and links open in a new tab. These three tips are automatic and only you see them. Say hello! 💬",
   ];
+  // How long after sending a message its sender may edit it (the server's CHAT_EDIT_WINDOW).
+  const EDIT_WINDOW_MS = (Number(config.editWindow) > 0 ? Number(config.editWindow) : 900) * 1000;
   const ERROR_WORDS = {
     invalid_message: "Type something before sending.",
     frame_too_large: "That message is too large to send.",
@@ -62,6 +67,11 @@
     bad_json: "The message could not be read by the server. Try again.",
     bad_frame: "The message could not be read by the server. Try again.",
     unknown_action: "The server did not understand that request.",
+    unknown_message: "That message is not in this room any more (it was deleted, or is too old).",
+    invalid_reaction: "A reaction is one emoji. Pick one from the list, or type a single emoji.",
+    too_many_reactions: "You have put as many different reactions on that message as one person can.",
+    not_allowed: "Only the person who sent a message can change it.",
+    edit_window_passed: `Messages can be edited for ${Math.round(EDIT_WINDOW_MS / 60000)} minutes after sending; that one is older.`,
   };
   // Refusals of a message that the outbox meets by sending it again a little later.
   const RETRY_WORDS = {
@@ -69,10 +79,20 @@
     server_error: "The server could not take your message just now. It goes again in a moment.",
     server_unavailable: "The chat could not store your message just now. It goes again in a moment.",
   };
-  // Refusals of a message that sending it again would only repeat.
-  const FINAL_REFUSALS = new Set(["invalid_message", "message_too_long", "frame_too_large"]);
+  // Refusals of a message that sending it again would only repeat. The moderation ones (muted, a
+  // locked room, slow mode) show the server's sentence, which says until when.
+  const FINAL_REFUSALS = new Set([
+    "invalid_message",
+    "message_too_long",
+    "frame_too_large",
+    "muted",
+    "room_locked",
+    "slow_mode",
+  ]);
   // A `history` request for a gap that gets no answer in this long is asked again.
   const GAP_TIMEOUT_MS = 10000;
+  // Frames that change a message the page may show; each has its place (seq) in the room's order.
+  const CHANGE_TYPES = new Set(["reaction", "message_edited", "message_deleted"]);
 
   const storage = {
     get(key) {
@@ -143,6 +163,16 @@
     announcer: $("announcer"),
     earlierItem: $("load-earlier-item"),
     earlier: $("load-earlier"),
+    sendLabel: $("send-label"),
+    typingLine: $("typing-line"),
+    mentionList: $("mention-list"),
+    context: $("composer-context"),
+    contextLabel: $("composer-context-label"),
+    contextText: $("composer-context-text"),
+    contextCancel: $("composer-context-cancel"),
+    deleteDialog: $("delete-dialog"),
+    deletePreview: $("delete-preview"),
+    notify: $("notify-button"),
   };
 
   const state = {
@@ -155,6 +185,10 @@
     replacing: false,
     everOnline: false,
     me: null,
+    // This person's sender tag (the same in all their tabs) and whether they may delete any
+    // message, from the welcome; null and false from a server that sends neither.
+    sender: null,
+    operator: false,
     displayName: "",
     chosenName: storage.get(KEYS.name) || "",
     myIds: new Set(storage.list(KEYS.myIds)),
@@ -183,11 +217,60 @@
     waitingForReturn: false,
     guideShown: false,
     unread: 0,
+    atBottom: true,
     scrollOnNextOwn: false,
   };
 
   const CLIENT_ID = window.ChatOutbox.clientId(storage, KEYS.clientId);
   const outbox = window.ChatOutbox.create({ storage, key: KEYS.outbox, send: sendFrame });
+  const typing = window.ChatTyping.create({
+    line: el.typingLine,
+    send: sendFrame,
+    isMine: (frame) => frame.connectionId === state.me || isOwnSender(frame.sender),
+  });
+  const reactions = window.ChatReactions.create({ send: sendFrame, onError: showError });
+  const mentions = window.ChatMentions.create({
+    input: el.input,
+    listbox: el.mentionList,
+    names: () => [...state.members.values()],
+    me: () => state.displayName,
+    onPick: composerChanged,
+    announce,
+  });
+  const actions = window.ChatMessageActions.create({
+    list: el.list,
+    composer: {
+      input: el.input,
+      send: el.send,
+      sendLabel: el.sendLabel,
+      context: el.context,
+      contextLabel: el.contextLabel,
+      contextText: el.contextText,
+      contextCancel: el.contextCancel,
+    },
+    dialog: { dialog: el.deleteDialog, preview: el.deletePreview },
+    send: sendFrame,
+    renderText: appendRichText,
+    canEdit: (item) =>
+      item.classList.contains("msg-own") &&
+      item.dataset.deleted !== "true" &&
+      Date.now() - Number(item.dataset.time) < EDIT_WINDOW_MS,
+    canDelete: (item) => item.dataset.deleted !== "true" && (item.classList.contains("msg-own") || state.operator),
+    openPicker: (item, opener) => reactions.openPicker(item, opener),
+    onComposerChange: () => {
+      autosize();
+      updateComposer();
+    },
+    onError: showError,
+    announce,
+  });
+  const unread = window.ChatUnread.create({
+    button: el.notify,
+    storage,
+    key: KEYS.notify,
+    room: config.room,
+    announce,
+  });
 
   // --- Small helpers -------------------------------------------------------
 
@@ -272,7 +355,7 @@
         continue;
       }
       if (url.protocol !== "http:" && url.protocol !== "https:") continue;
-      parent.append(text.slice(last, match.index));
+      mentions.append(parent, text.slice(last, match.index));
       const link = make("a", "", candidate);
       link.href = url.href;
       link.target = "_blank";
@@ -280,7 +363,7 @@
       parent.append(link);
       last = match.index + candidate.length;
     }
-    parent.append(text.slice(last));
+    mentions.append(parent, text.slice(last));
   }
 
   function announce(text) {
@@ -354,7 +437,7 @@
     else if (!continued && prefix) prefix.remove();
   }
 
-  function bubbleItem({ name, text, sentAt, own, automatic, senderKey }) {
+  function bubbleItem({ name, text, sentAt, own, automatic, senderKey, reply = null }) {
     const parsed = sentAt ? new Date(sentAt).getTime() : Date.now();
     const item = make("li", "msg");
     if (own) item.classList.add("msg-own");
@@ -376,6 +459,7 @@
     body.append(meta);
 
     const bubble = make("div", "bubble");
+    if (reply) bubble.append(actions.quoteNode(reply));
     const paragraph = make("p", "msg-text");
     appendRichText(paragraph, text);
     bubble.append(paragraph);
@@ -396,10 +480,15 @@
   // The list item for a message frame, or null when it is not for this page or already shown.
   // `earlier`: it comes from a page of older messages.
   function messageItem(frame, { earlier = false } = {}) {
-    if (!frame || typeof frame.id !== "string" || typeof frame.message !== "string") return null;
+    if (!isMessageFrame(frame) || typeof frame.id !== "string") return null;
+    const deleted = frame.deleted === true;
+    if (!deleted && typeof frame.message !== "string") return null;
     if (frame.room && frame.room !== config.room) return null;
     const mine = settle(frame);
-    if (state.seen.has(frame.id)) return null;
+    if (state.seen.has(frame.id)) {
+      refresh(frame);
+      return null;
+    }
     const seq = seqOf(frame);
     // The echo of a message sent again after a reload, older than everything shown: it
     // takes its place when the reader pages back that far.
@@ -412,43 +501,144 @@
       if (state.oldestSeq === null || seq < state.oldestSeq) state.oldestSeq = seq;
     }
     const name = typeof frame.name === "string" && frame.name ? frame.name : "someone";
-    const own = mine || state.myIds.has(frame.connectionId);
     const item = bubbleItem({
       name,
-      text: frame.message,
+      text: deleted ? "" : frame.message,
       sentAt: frame.sentAt,
-      own,
+      own: mine || ownFrame(frame),
       automatic: false,
-      senderKey: `c:${frame.connectionId}`,
+      senderKey: typeof frame.sender === "string" ? `s:${frame.sender}` : `c:${frame.connectionId}`,
+      reply: !deleted && validReply(frame.replyTo) ? frame.replyTo : null,
     });
     item.dataset.id = frame.id;
     if (seq !== null) item.dataset.seq = String(seq);
     item.dataset.sender = name;
+    item.dataset.version = String(Number.isSafeInteger(frame.version) ? frame.version : 1);
+    if (deleted) {
+      actions.showDeleted(item);
+    } else {
+      actions.attach(item);
+      if (frame.editedAt) actions.markEdited(item, frame.editedAt);
+      reactions.show(item, frame.reactions);
+    }
     return item;
   }
 
+  function isMessageFrame(frame) {
+    return Boolean(frame) && typeof frame === "object" && (frame.type === undefined || frame.type === "message");
+  }
+
+  function validReply(reply) {
+    return Boolean(reply) && typeof reply === "object" && typeof reply.id === "string";
+  }
+
+  function isOwnSender(tag) {
+    return state.sender !== null && typeof tag === "string" && tag === state.sender;
+  }
+
+  // This person's message (from any of their tabs): by sender tag, or, from a server that sends
+  // none, by the connection ids this browser has had.
+  function ownFrame(frame) {
+    if (state.sender !== null && typeof frame.sender === "string") return frame.sender === state.sender;
+    return state.myIds.has(frame.connectionId);
+  }
+
+  // --- Changes to messages: reactions, edits, deletes ------------------------------------
+
+  function shownMessage(id) {
+    return typeof id === "string" ? el.list.querySelector(`.msg[data-id="${CSS.escape(id)}"]`) : null;
+  }
+
+  function versionOf(item) {
+    const version = Number(item.dataset.version);
+    return Number.isSafeInteger(version) ? version : 0;
+  }
+
+  // A change has its place in the room's order like a message (so the seq cursor counts it);
+  // it changes the message it names when the page shows it and it is newer than what is
+  // shown: two changes at once may reach the page in either order, the version says which
+  // is the newer. A tombstone is final. Returns the item changed, or null.
+  function applyChange(frame) {
+    if (frame.room && frame.room !== config.room) return null;
+    const seq = seqOf(frame);
+    if (seq !== null && (state.maxSeq === null || seq > state.maxSeq)) state.maxSeq = seq;
+    const item = shownMessage(frame.messageId);
+    if (!item || item.dataset.deleted === "true") return null;
+    if (!Number.isSafeInteger(frame.version) || frame.version <= versionOf(item)) return null;
+    item.dataset.version = String(frame.version);
+    if (frame.type === "reaction") {
+      reactions.applied(item, frame, { own: isOwnSender(frame.sender) });
+    } else if (frame.type === "message_edited" && typeof frame.message === "string") {
+      actions.showEdit(item, frame);
+    } else if (frame.type === "message_deleted") {
+      reactions.clear(item);
+      actions.showDeleted(item);
+    }
+    return item;
+  }
+
+  // A message the page shows came again (a history page, a resend's echo): when it is newer
+  // than what is shown, it replaces it.
+  function refresh(frame) {
+    const item = shownMessage(frame.id);
+    if (!item || item.dataset.deleted === "true") return;
+    if (!Number.isSafeInteger(frame.version) || frame.version <= versionOf(item)) return;
+    item.dataset.version = String(frame.version);
+    if (frame.deleted === true) {
+      reactions.clear(item);
+      actions.showDeleted(item);
+      return;
+    }
+    if (frame.editedAt && typeof frame.message === "string") actions.showEdit(item, frame);
+    reactions.show(item, frame.reactions);
+  }
+
+  function whose(item) {
+    return item.classList.contains("msg-own") ? "your" : `${item.dataset.sender}'s`;
+  }
+
   // Messages in order at the bottom: live ones, the welcome's history, what was missed.
-  function addMessages(frames, { live = false } = {}) {
+  // After ?since= (and in a gap's page) the changes made meanwhile come too, in the room's
+  // order; they are applied once the messages they may name are in place.
+  // `fresh`: the reader has not seen these yet (live or missed, not the first history).
+  function addMessages(frames, { live = false, fresh = live } = {}) {
     const shown = [];
+    const changes = [];
     for (const frame of frames) {
+      if (frame && CHANGE_TYPES.has(frame.type)) {
+        changes.push(frame);
+        continue;
+      }
       const item = messageItem(frame);
       if (item) shown.push({ item, frame });
     }
-    if (!shown.length) return;
-    const ownShown = shown.some(({ item }) => item.classList.contains("msg-own"));
-    const force = ownShown && state.scrollOnNextOwn;
-    if (ownShown) state.scrollOnNextOwn = false;
-    const others = shown.filter(({ item }) => !item.classList.contains("msg-own"));
-    appendItems(
-      shown.map(({ item }) => item),
-      { force, counts: others.length },
-    );
-    if (live) for (const { item, frame } of others) announce(`${item.dataset.sender}: ${frame.message}`);
+    if (shown.length) {
+      const ownShown = shown.some(({ item }) => item.classList.contains("msg-own"));
+      const force = ownShown && state.scrollOnNextOwn;
+      if (ownShown) state.scrollOnNextOwn = false;
+      const others = shown.filter(({ item }) => !item.classList.contains("msg-own") && item.dataset.deleted !== "true");
+      appendItems(
+        shown.map(({ item }) => item),
+        { force, counts: others.length },
+      );
+      for (const { item, frame } of others) {
+        const name = item.dataset.sender;
+        if (live) {
+          const answering = validReply(frame.replyTo) ? ` (replying to ${frame.replyTo.name || "someone"})` : "";
+          announce(`${name}${answering}: ${frame.message}`);
+        }
+        if (fresh) unread.arrived({ name, text: frame.message, mentionsMe: mentions.mentionsMe(frame.message), live });
+      }
+    }
+    for (const frame of changes) applyChange(frame);
   }
 
   // Older messages above the ones shown, keeping what the reader looks at where it is.
   function addEarlier(frames) {
-    const items = frames.map((frame) => messageItem(frame, { earlier: true })).filter(Boolean);
+    const items = frames
+      .filter(isMessageFrame)
+      .map((frame) => messageItem(frame, { earlier: true }))
+      .filter(Boolean);
     const box = el.messages;
     const height = box.scrollHeight;
     const top = box.scrollTop;
@@ -738,6 +928,9 @@
       const back = state.dropped;
       state.dropped = false;
       state.me = frame.connectionId;
+      state.sender = typeof frame.sender === "string" && frame.sender ? frame.sender : null;
+      state.operator = frame.operator === true;
+      typing.reset();
       state.everOnline = true;
       state.attempt = 0;
       rememberMyId(frame.connectionId);
@@ -753,7 +946,7 @@
       renderMembers();
       const history = Array.isArray(frame.history) ? frame.history : [];
       const first = !state.withSince && !state.oldestId;
-      addMessages(history);
+      addMessages(history, { fresh: state.withSince });
       // Everything after ?since= (or the room's latest page): the page has the room up to here.
       state.lastSeq = state.maxSeq;
       // The latest page of the room: a full one suggests there is more before it.
@@ -787,21 +980,46 @@
         renderMembers();
         if (id !== state.me) addEvent(`${name} joined`);
       } else if (frame.event === "leave" && state.members.has(id)) {
+        typing.stopped(id);
         state.members.delete(id);
         renderMembers();
         addEvent(`${name} left`);
       }
     },
     message(frame) {
+      if (typeof frame.connectionId === "string") typing.stopped(frame.connectionId);
       addMessages([frame], { live: true });
       followLive(frame);
+    },
+    typing(frame) {
+      if (!frame.room || frame.room === config.room) typing.received(frame);
+    },
+    reaction(frame) {
+      const item = applyChange(frame);
+      followLive(frame);
+      if (item && !isOwnSender(frame.sender) && typeof frame.emoji === "string") {
+        announce(`${frame.emoji} ${frame.added ? "added to" : "taken back from"} ${whose(item)} message.`);
+      }
+    },
+    message_edited(frame) {
+      const item = applyChange(frame);
+      followLive(frame);
+      if (item) announce(`${item.classList.contains("msg-own") ? "You" : item.dataset.sender} edited a message: ${frame.message}`);
+    },
+    message_deleted(frame) {
+      const item = applyChange(frame);
+      followLive(frame);
+      if (item) announce(`${whose(item) === "your" ? "Your" : whose(item)} message was deleted.`);
     },
     system(frame) {
       if (typeof frame.message === "string" && frame.message) addNotice(frame.message, frame.sentAt);
     },
     error(frame) {
+      // Which request it answers, when the server says (older servers do not): only a refused
+      // sendMessage concerns the outbox.
+      const aboutSending = !frame.action || frame.action === "sendMessage";
       // The message in flight was refused for now: the outbox keeps it and sends it again shortly.
-      const retrying = Object.hasOwn(RETRY_WORDS, frame.code) && outbox.refused() !== null;
+      const retrying = aboutSending && Object.hasOwn(RETRY_WORDS, frame.code) && outbox.refused() !== null;
       if (retrying) {
         showError(RETRY_WORDS[frame.code]);
         state.retryNotice = true;
@@ -820,7 +1038,7 @@
         showError("Slow down: you are sending faster than this chat allows. Wait a moment, then try again.");
         return;
       }
-      if (FINAL_REFUSALS.has(frame.code)) unsend(outbox.refused({ final: true }));
+      if (aboutSending && FINAL_REFUSALS.has(frame.code)) unsend(outbox.refused({ final: true }));
       const known = Object.hasOwn(ERROR_WORDS, frame.code);
       const serverWords = typeof frame.message === "string" && frame.message ? frame.message : "";
       showError(known ? ERROR_WORDS[frame.code] : serverWords || "Something went wrong.");
@@ -856,7 +1074,8 @@
       sentAt: entry.queuedAt,
       own: true,
       automatic: false,
-      senderKey: `c:${state.me}`,
+      senderKey: state.sender !== null ? `s:${state.sender}` : `c:${state.me}`,
+      reply: entry.reply || null,
     });
     item.classList.add("msg-pending");
     item.dataset.state = "sending";
@@ -961,7 +1180,7 @@
   function fillGap(messages, more) {
     const { after } = state.gap;
     forgetGap();
-    addMessages(messages);
+    addMessages(messages, { fresh: true });
     const reached = Math.max(after, ...messages.map(seqOf).filter((seq) => seq !== null));
     if (more && reached > after && reached < state.maxSeq) {
       state.lastSeq = reached;
@@ -1005,14 +1224,24 @@
 
   function submit() {
     const text = el.input.value.trim();
-    if (!text) return;
+    if (!text) {
+      if (actions.editing()) showError("Type the new text, or delete the message instead.");
+      return;
+    }
     if (characters(text) > MAX_LENGTH) {
       showError(`That message is longer than ${MAX_LENGTH} characters. Shorten it or split it.`);
       return;
     }
     clearError();
+    typing.sent();
+    mentions.close();
+    if (actions.editing()) {
+      actions.saveEdit(text);
+      return;
+    }
     state.scrollOnNextOwn = true;
-    addPending(outbox.add(text));
+    addPending(outbox.add(text, { reply: actions.replyingTo() }));
+    actions.replied();
     if (state.status !== "online") announce("Not connected: your message is sent once the chat is back online.");
     el.input.value = "";
     autosize();
@@ -1026,25 +1255,49 @@
   });
 
   el.input.addEventListener("keydown", (event) => {
+    if (mentions.keydown(event)) return;
+    if (event.key === "Escape" && actions.cancel()) {
+      event.preventDefault();
+      event.stopPropagation();
+      return;
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey && !event.ctrlKey) {
       event.preventDefault();
       submit();
     }
   });
 
-  el.input.addEventListener("input", () => {
+  // The composer's text changed (typed, or a name picked from the mentions list).
+  function composerChanged() {
     autosize();
     updateComposer();
+    if (!actions.editing()) typing.composing(el.input.value);
+  }
+
+  el.input.addEventListener("input", () => {
+    composerChanged();
+    mentions.update();
   });
 
   // --- Scrolling ------------------------------------------------------------------
 
   el.messages.addEventListener("scroll", () => {
-    if (nearBottom()) {
+    state.atBottom = nearBottom();
+    if (state.atBottom) {
       state.unread = 0;
       el.newMessages.hidden = true;
     }
   });
+
+  // A reader at the newest message stays there when a message grows (reactions, an edit) or
+  // the list's box shrinks (a reply's quote above the composer, a taller composer).
+  if (window.ResizeObserver) {
+    const keepBottom = new ResizeObserver(() => {
+      if (state.atBottom) el.messages.scrollTop = el.messages.scrollHeight;
+    });
+    keepBottom.observe(el.messages);
+    keepBottom.observe(el.list);
+  }
 
   el.newMessages.addEventListener("click", () => {
     scrollToBottom();

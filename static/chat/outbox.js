@@ -3,6 +3,7 @@
 // already has by sending its original message frame again, and stores nothing new, so
 // the outbox may send a message again whenever it cannot tell whether it arrived.
 // It keeps its messages in localStorage (one list per room), so a reload loses none.
+// A message may answer another: its entry keeps the quote shown with it ({id, name, excerpt}).
 "use strict";
 
 window.ChatOutbox = (() => {
@@ -39,8 +40,13 @@ window.ChatOutbox = (() => {
       ID_PATTERN.test(entry.id) &&
       typeof entry.text === "string" &&
       entry.text.length > 0 &&
-      typeof entry.queuedAt === "string"
+      typeof entry.queuedAt === "string" &&
+      (entry.reply === undefined || validReply(entry.reply))
     );
+  }
+
+  function validReply(reply) {
+    return Boolean(reply) && typeof reply.id === "string" && ID_PATTERN.test(reply.id);
   }
 
   // The outbox of one room. `storage` has get/set/remove; `send(frame)` returns false when
@@ -86,7 +92,9 @@ window.ChatOutbox = (() => {
     function pump() {
       if (!online || inFlight !== null || timer || !queue.length) return;
       const next = queue[0];
-      if (!send({ action: "sendMessage", message: next.text, clientMessageId: next.id })) {
+      const frame = { action: "sendMessage", message: next.text, clientMessageId: next.id };
+      if (next.reply) frame.replyTo = next.reply.id;
+      if (!send(frame)) {
         online = false;
         return;
       }
@@ -107,9 +115,11 @@ window.ChatOutbox = (() => {
       entries() {
         return queue.slice();
       },
-      // Keep a new message and send it when its turn comes; returns its entry.
-      add(text) {
+      // Keep a new message (a reply when `reply` names the message it answers) and send it
+      // when its turn comes; returns its entry.
+      add(text, { reply = null } = {}) {
         const entry = { id: randomId(), text, queuedAt: new Date().toISOString() };
+        if (reply && validReply(reply)) entry.reply = { id: reply.id, name: reply.name, excerpt: reply.excerpt };
         queue.push(entry);
         save((list) => [...list.filter((item) => item.id !== entry.id), entry]);
         pump();

@@ -4,18 +4,16 @@ waits as "Sending…" and arrives once, in order; a reload loses nothing; the
 page reconnects from the last seq it has and fills a gap it notices.
 """
 
-import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from playwright.sync_api import BrowserContext, WebSocketRoute, expect
+from playwright.sync_api import BrowserContext, expect
 
 from ..support.blocking_client import BlockingChatClient
-from ..support.chat_page import WAIT_MS, ChatPage
+from ..support.chat_page import WAIT_MS, ChatPage, Relay
 
 # How long a page may take to be online again once its server is back: its backoff, plus daphne's start.
 BACK_MS = 45_000
-SOCKETS = re.compile(r"/ws/chat/")
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{22,}")
 
 
@@ -28,47 +26,6 @@ def socket_urls(context: BrowserContext) -> list[str]:
     urls: list[str] = []
     context.on("page", lambda page: page.on("websocket", lambda socket: urls.append(socket.url)))
     return urls
-
-
-class Relay:
-    """
-    Every frame between a context's pages and their server passes through
-    here, recorded; ``drop_to_page`` names frames the page never gets, and
-    ``close_after`` closes the page's socket (code 1012) just after one.
-    While ``refusing``, a socket reaches no server: it is closed at once
-    (1011, the server unavailable).
-    """
-
-    def __init__(self, context: BrowserContext) -> None:
-        self.sent: list[dict] = []  # by the pages, in order
-        self.drop_to_page = lambda frame: False
-        self.close_after = lambda frame: False
-        self.refusing = False
-        context.route_web_socket(SOCKETS, self._connect)
-
-    def _connect(self, page_side: WebSocketRoute) -> None:
-        if self.refusing:
-            page_side.close(code=1011)
-            return
-        server_side = page_side.connect_to_server()
-
-        def to_server(message: str | bytes) -> None:
-            self.sent.append(json.loads(message))
-            server_side.send(message)
-
-        def to_page(message: str | bytes) -> None:
-            frame = json.loads(message)
-            if not self.drop_to_page(frame):
-                page_side.send(message)
-            if self.close_after(frame):
-                page_side.close(code=1012)
-                server_side.close()
-
-        page_side.on_message(to_server)
-        server_side.on_message(to_page)
-
-    def sends_of(self, text: str) -> list[dict]:
-        return [f for f in self.sent if f.get("action") == "sendMessage" and f.get("message") == text]
 
 
 def test_messages_written_offline_wait_as_sending_and_arrive_once_in_order(new_context, start_server, room):

@@ -188,6 +188,11 @@ def test_the_chat_page_takes_its_files_from_the_bucket_and_chats_under_the_polic
         "favicon.svg",
         "chat.css",
         "outbox.js",
+        "typing.js",
+        "reactions.js",
+        "message_actions.js",
+        "mentions.js",
+        "unread.js",
         "chat.js",
     }
 

@@ -1,12 +1,14 @@
 """The chat page in a real browser, as a person uses it: open, type, read."""
 
 import json
+import re
 from dataclasses import dataclass, field
 
-from playwright.sync_api import BrowserContext, Locator, Page, Response, expect
+from playwright.sync_api import BrowserContext, Locator, Page, Response, WebSocketRoute, expect
 
 # Longest wait for anything the page does by itself (connect, render, reconnect).
 WAIT_MS = 15_000
+SOCKETS = re.compile(r"/ws/chat/")
 
 
 def room_path(room: str) -> str:
@@ -104,6 +106,93 @@ class ChatPage:
     def message(self, text: str) -> Locator:
         return self.messages.filter(has=self.page.locator(".msg-text", has_text=text))
 
+    @property
+    def typing_line(self) -> Locator:
+        """The line under the messages saying who is typing."""
+        return self.page.locator("#typing-line")
+
+    @property
+    def composer_context(self) -> Locator:
+        """Above the composer: the message being replied to, or that an edit is under way."""
+        return self.page.locator("#composer-context")
+
+    @property
+    def mention_options(self) -> Locator:
+        return self.page.get_by_role("listbox", name="People to mention").get_by_role("option")
+
+    @property
+    def notify_button(self) -> Locator:
+        return self.page.get_by_role("button", name="Notify me of mentions")
+
+    def reaction(self, text: str, emoji: str) -> Locator:
+        """The chip under the message ``text`` for ``emoji`` (its count inside)."""
+        return self.message(text).locator(f'.reaction[data-emoji="{emoji}"]')
+
+    def tombstone(self, message_id: str) -> Locator:
+        return self.page.locator(f'#message-list .msg[data-id="{message_id}"]')
+
+    def message_id(self, text: str) -> str:
+        return self.message(text).last.get_attribute("data-id")
+
+    def menu_of(self, text: str, *, touch: bool = False) -> Locator:
+        """
+        Open the menu of the message ``text``: the menu. With a mouse, hover and click its "⋯"; by
+        ``touch``, a long press on the message (the "⋯" does not show on a touch screen).
+        """
+        item = self.message(text).last
+        menu = item.get_by_role("menu")
+        if touch:
+            bubble = item.locator(".bubble")
+            box = bubble.bounding_box()
+            point = {"pointerType": "touch", "isPrimary": True, "clientX": box["x"] + 8, "clientY": box["y"] + 8}
+            bubble.dispatch_event("pointerdown", point)
+            expect(menu).to_be_visible(timeout=WAIT_MS)
+            bubble.dispatch_event("pointerup", point)
+        else:
+            item.hover()
+            item.locator(".msg-menu-button").click()
+            expect(menu).to_be_visible(timeout=WAIT_MS)
+        return menu
+
+    def choose(self, text: str, action: str, *, touch: bool = False) -> None:
+        """Pick ``action`` (Reply, React…, Edit, Delete) from the menu of the message ``text``."""
+        self.menu_of(text, touch=touch).get_by_role("menuitem", name=action).click()
+
+    def react(self, text: str, emoji: str, *, touch: bool = False) -> None:
+        """React to the message ``text`` with one of the picker's emoji, from its menu."""
+        self.choose(text, "React…", touch=touch)
+        self.page.get_by_role("button", name=f"React with {emoji}").click()
+
+    def reply(self, text: str, reply: str, *, touch: bool = False) -> None:
+        self.choose(text, "Reply", touch=touch)
+        expect(self.composer_context).to_be_visible(timeout=WAIT_MS)
+        self.say(reply)
+
+    def edit(self, text: str, new_text: str) -> None:
+        self.choose(text, "Edit")
+        expect(self.composer).to_have_value(text, timeout=WAIT_MS)
+        self.composer.fill(new_text)
+        self.composer.press("Enter")
+
+    def delete(self, text: str) -> None:
+        self.choose(text, "Delete")
+        dialog = self.page.get_by_role("dialog", name="Delete this message?")
+        expect(dialog).to_be_visible(timeout=WAIT_MS)
+        dialog.get_by_role("button", name="Delete", exact=True).click()
+        expect(dialog).to_be_hidden(timeout=WAIT_MS)
+
+    def set_hidden(self, hidden: bool) -> None:
+        """Make the page believe its tab is in the background (or back in front), as the browser says it."""
+        self.page.evaluate(
+            """hidden => {
+                const state = hidden ? "hidden" : "visible";
+                Object.defineProperty(document, "visibilityState", { configurable: true, get: () => state });
+                Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
+                document.dispatchEvent(new Event("visibilitychange"));
+            }""",
+            hidden,
+        )
+
     def csp_violations(self) -> list[str]:
         return [line for line in self.console if "Content Security Policy" in line]
 
@@ -135,3 +224,44 @@ def remembered(name: str | None = None, *, welcomed: bool = True) -> str:
     if welcomed:
         lines.append("localStorage.setItem('chat.welcomed', 'earlier');")
     return "\n".join(lines)
+
+
+class Relay:
+    """
+    Every frame between a context's pages and their server passes through
+    here, recorded; ``drop_to_page`` names frames the page never gets, and
+    ``close_after`` closes the page's socket (code 1012) just after one.
+    While ``refusing``, a socket reaches no server: it is closed at once
+    (1011, the server unavailable).
+    """
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.sent: list[dict] = []  # by the pages, in order
+        self.drop_to_page = lambda frame: False
+        self.close_after = lambda frame: False
+        self.refusing = False
+        context.route_web_socket(SOCKETS, self._connect)
+
+    def _connect(self, page_side: WebSocketRoute) -> None:
+        if self.refusing:
+            page_side.close(code=1011)
+            return
+        server_side = page_side.connect_to_server()
+
+        def to_server(message: str | bytes) -> None:
+            self.sent.append(json.loads(message))
+            server_side.send(message)
+
+        def to_page(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if not self.drop_to_page(frame):
+                page_side.send(message)
+            if self.close_after(frame):
+                page_side.close(code=1012)
+                server_side.close()
+
+        page_side.on_message(to_server)
+        server_side.on_message(to_page)
+
+    def sends_of(self, text: str) -> list[dict]:
+        return [f for f in self.sent if f.get("action") == "sendMessage" and f.get("message") == text]
