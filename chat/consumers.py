@@ -151,6 +151,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.bucket.take():
             await self._refuse_excess()
             return
+        request = None
         try:
             if len(text_data or bytes_data or "") > settings.CHAT_MAX_FRAME_BYTES or (
                 text_data and len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES
@@ -160,29 +161,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
             request = protocol.parse_request(text_data, bytes_data)
             await getattr(self, self.ROUTES[request.action])(request)
+            return
         except ProtocolError as error:
-            await self.send_frame(protocol.error_frame(error.code, error.message))
+            refusal = protocol.error_frame(error.code, error.message)
         except UnknownMessage:
-            await self.send_frame(
-                protocol.error_frame(protocol.UNKNOWN_MESSAGE, "This room has no such message, or it was deleted.")
+            refusal = protocol.error_frame(
+                protocol.UNKNOWN_MESSAGE, "This room has no such message, or it was deleted."
             )
         except TooManyReactions:
-            await self.send_frame(
-                protocol.error_frame(
-                    protocol.TOO_MANY_REACTIONS,
-                    f"You have {protocol.MAX_REACTIONS_PER_PERSON} reactions on that message: take one back first.",
-                )
+            refusal = protocol.error_frame(
+                protocol.TOO_MANY_REACTIONS,
+                f"You have {protocol.MAX_REACTIONS_PER_PERSON} reactions on that message: take one back first.",
             )
         except StoreError as error:
             logger.error("frame not handled: %s", error, extra={"connection_id": self.connection.connection_id})
-            await self.send_frame(
-                protocol.error_frame(protocol.SERVER_UNAVAILABLE, "The chat is unavailable right now; try again.")
-            )
+            refusal = protocol.error_frame(protocol.SERVER_UNAVAILABLE, "The chat is unavailable right now; try again.")
         except Exception:
             logger.exception("frame handling failed", extra={"connection_id": self.connection.connection_id})
-            await self.send_frame(
-                protocol.error_frame(protocol.SERVER_ERROR, "The server could not handle that just now; try again.")
+            refusal = protocol.error_frame(
+                protocol.SERVER_ERROR, "The server could not handle that just now; try again."
             )
+        await self.send_frame(protocol.answering(refusal, request))
 
     async def _refuse_excess(self) -> None:
         refusal = self.refusals.refuse()

@@ -508,3 +508,19 @@ def system_frame(*, message: str, sent_at: str | None = None) -> dict[str, Any]:
 
 def error_frame(code: str, message: str) -> dict[str, Any]:
     return {"type": ERROR, "code": code, "message": message}
+
+
+# Fields of a request that an error answering it echoes, so a client knows which of its requests failed.
+ECHOED_FIELDS = ("messageId", "clientMessageId", "replyTo")
+
+
+def answering(error: dict[str, Any], request: Request | None) -> dict[str, Any]:
+    """An ``error`` frame that names the request it answers: its ``action``, and the ids it carried."""
+    if request is None:
+        return error
+    echoed = {"action": request.action}
+    for field in ECHOED_FIELDS:
+        value = request.body.get(field)
+        if isinstance(value, str) and len(value) <= 64:
+            echoed[field] = value
+    return {**error, **echoed}

@@ -18,7 +18,28 @@ from .support.daphne import DaphneServer
 from .support.operators import ServerDatabase, new_user
 
 FAST = {"CHAT_RATE_LIMIT_PER_SECOND": "1000", "CHAT_RATE_LIMIT_BURST": "1000"}
-TWENTY = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "🔥", "👀", "✅", "🚀", "💯", "🤔", "👏", "🍪", "☕", "🌈", "⭐", "🐛", "🇫🇷"]
+TWENTY = [
+    "👍",
+    "❤️",
+    "😂",
+    "🎉",
+    "😮",
+    "😢",
+    "🙏",
+    "🔥",
+    "👀",
+    "✅",
+    "🚀",
+    "💯",
+    "🤔",
+    "👏",
+    "🍪",
+    "☕",
+    "🌈",
+    "⭐",
+    "🐛",
+    "🇫🇷",
+]
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,8 @@ from .rooms import room_send
 
 logger = logging.getLogger(__name__)
 
-# Senders (tags) of this process -> when their last typing frame was forwarded (monotonic).
-_typing_forwarded: dict[str, float] = {}
+# (room, sender tag) -> when this process last forwarded their typing frame (monotonic).
+_typing_forwarded: dict[tuple[str, str], float] = {}
 _TYPING_KEPT = 10_000
 
 
@@ -34,22 +34,23 @@ async def typing_broadcast(*, sender: Connection, tag: str) -> bool:
     ``CHAT_PRESENCE_LIMIT`` people. False when this one was not forwarded.
     """
     now = time.monotonic()
-    if now - _typing_forwarded.get(tag, float("-inf")) < protocol.TYPING_INTERVAL:
+    key = (sender.room, tag)
+    if now - _typing_forwarded.get(key, float("-inf")) < protocol.TYPING_INTERVAL:
         return False
     room = get_room_relay().rooms.get(sender.room)
     if room is None or len(room.roster) > settings.CHAT_PRESENCE_LIMIT:
         return False
     if len(_typing_forwarded) >= _TYPING_KEPT:
         _forget_typing(now)
-    _typing_forwarded[tag] = now
+    _typing_forwarded[key] = now
     frame = protocol.typing_frame(room=sender.room, connection_id=sender.connection_id, name=sender.name, sender=tag)
     await room_send(room=sender.room, frame=frame, exclude=sender.connection_id)
     return True
 
 
 def _forget_typing(now: float) -> None:
-    for tag in [t for t, at in _typing_forwarded.items() if now - at >= protocol.TYPING_INTERVAL]:
-        del _typing_forwarded[tag]
+    for key in [k for k, at in _typing_forwarded.items() if now - at >= protocol.TYPING_INTERVAL]:
+        del _typing_forwarded[key]
 
 
 async def message_find(*, room: str, message_id: str) -> dict[str, Any]:

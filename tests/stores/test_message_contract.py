@@ -7,8 +7,8 @@ import pytest
 from django.conf import settings
 
 from chat import protocol
-from chat.stores import build_message_store
 from chat.exceptions import TooManyReactions, UnknownMessage
+from chat.stores import build_message_store
 from chat.stores.base import SEND_PENDING
 from chat.stores.dynamodb import DynamoDBMessageStore
 from chat.stores.memory import MemoryMessageStore
