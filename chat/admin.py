@@ -5,6 +5,9 @@ registry's own paging (DynamoDB's LastEvaluatedKey as a ``cursor``), a room
 filter is an index Query, a search by id is one GetItem. Operators with the
 permission disconnect connections or send them a system message, whichever
 server process holds them; each action goes into the admin's log.
+
+The admin's "Rooms" (moderation) lives in ``chat.moderation.admin`` and is
+registered here.
 """
 
 import logging
@@ -23,7 +26,8 @@ from django.utils.http import urlencode
 
 from . import protocol, services
 from .exceptions import ConnectionGone, StoreError
-from .models import LiveConnection
+from .models import LiveConnection, ModeratedRoom
+from .moderation.admin import ModeratedRoomAdmin
 from .stores import Connection
 
 logger = logging.getLogger(__name__)
@@ -99,6 +103,8 @@ class LiveConnectionAdmin(admin.ModelAdmin):
             "opts": self.opts,
             "app_label": self.opts.app_label,
             "has_view_permission": True,
+            # The room column links each room's moderation page for those who may see it.
+            "can_view_rooms": request.user.has_perm("chat.view_moderatedroom"),
             **extra,
         }
 
@@ -261,3 +267,6 @@ class LiveConnectionAdmin(admin.ModelAdmin):
         if gone:
             self.message_user(request, f"Not live any more, nothing done: {', '.join(gone)}.", messages.WARNING)
         return HttpResponseRedirect(back)
+
+
+admin.site.register(ModeratedRoom, ModeratedRoomAdmin)

@@ -37,7 +37,8 @@ PERMISSIONS = {
 }
 
 
-def _error(status: int, message: str, **headers: str) -> JsonResponse:
+def error_response(status: int, message: str, **headers: str) -> JsonResponse:
+    """A refusal as every management endpoint answers one: JSON ``{"message": <a sentence>}``."""
     response = JsonResponse({"message": message}, status=status)
     for name, value in headers.items():
         response[name] = value
@@ -58,24 +59,32 @@ def _csrf_refusal(request: HttpRequest) -> HttpResponse | None:
 
 
 async def _authorize(request: HttpRequest) -> tuple[HttpResponse | None, object]:
-    """``(refusal, user)``: a response refusing the request, or None and who is asking (None for the token)."""
+    return await authorize(request, PERMISSIONS[request.method])
+
+
+async def authorize(request: HttpRequest, permission: str) -> tuple[HttpResponse | None, object]:
+    """
+    ``(refusal, user)``: a response refusing the request, or None and who is
+    asking (None for the management token). A staff session needs
+    ``permission`` and passes Django's CSRF check.
+    """
     token = _bearer(request)
     if token is not None:
         expected = settings.CHAT_MANAGEMENT_TOKEN
         if expected and hmac.compare_digest(token.encode(), expected.encode()):
             return None, None
-        return _error(403, "That token is not valid for this server."), None
+        return error_response(403, "That token is not valid for this server."), None
     user = await request.auser()
     if not user.is_authenticated:
-        return _error(
+        return error_response(
             401,
             "Authenticate with 'Authorization: Bearer <token>' or a staff session.",
             **{"WWW-Authenticate": 'Bearer realm="@connections"'},
         ), None
     if not (user.is_active and user.is_staff):
-        return _error(403, "Only staff may use the management API."), None
-    if not await user.ahas_perm(PERMISSIONS[request.method]):
-        return _error(403, f"You need the permission {PERMISSIONS[request.method]} for {request.method}."), None
+        return error_response(403, "Only staff may use the management API."), None
+    if not await user.ahas_perm(permission):
+        return error_response(403, f"You need the permission {permission} for that."), None
     refusal = _csrf_refusal(request)
     if refusal is not None:
         return refusal, None
@@ -85,7 +94,7 @@ async def _authorize(request: HttpRequest) -> tuple[HttpResponse | None, object]
 @csrf_exempt  # checked in _authorize for session requests; a bearer token carries no ambient credential
 async def connection(request: HttpRequest, connection_id: str) -> HttpResponse:
     if request.method not in PERMISSIONS:
-        response = _error(405, f"Use {', '.join(PERMISSIONS)}.")
+        response = error_response(405, f"Use {', '.join(PERMISSIONS)}.")
         response["Allow"] = ", ".join(PERMISSIONS)
         return response
     refusal, user = await _authorize(request)
@@ -98,10 +107,10 @@ async def connection(request: HttpRequest, connection_id: str) -> HttpResponse:
             return await _post(request, connection_id, user)
         return await _delete(connection_id, user)
     except ConnectionGone:
-        return _error(410, f"Connection {connection_id} is not live.")
+        return error_response(410, f"Connection {connection_id} is not live.")
     except StoreError as error:
         logger.error("@connections failed: %s", error, extra={"connection_id": connection_id})
-        return _error(503, "The connection registry is unavailable; try again shortly.")
+        return error_response(503, "The connection registry is unavailable; try again shortly.")
 
 
 async def _get(connection_id: str) -> HttpResponse:
@@ -118,13 +127,15 @@ async def _get(connection_id: str) -> HttpResponse:
 async def _post(request: HttpRequest, connection_id: str, user) -> HttpResponse:
     body = request.body
     if len(body) > settings.CHAT_MAX_FRAME_BYTES:
-        return _error(413, f"The body has {len(body)} bytes; a frame may have at most {settings.CHAT_MAX_FRAME_BYTES}.")
+        return error_response(
+            413, f"The body has {len(body)} bytes; a frame may have at most {settings.CHAT_MAX_FRAME_BYTES}."
+        )
     if not body:
-        return _error(400, "The body is empty: put the text to deliver in it.")
+        return error_response(400, "The body is empty: put the text to deliver in it.")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return _error(400, "The body is not UTF-8 text; only text frames are delivered.")
+        return error_response(400, "The body is not UTF-8 text; only text frames are delivered.")
     connection = await services.connection_post(connection_id=connection_id, text=text)
     await _log(user, connection, f"Posted a frame of {len(body)} bytes through @connections.")
     return HttpResponse(status=200)
@@ -141,9 +152,15 @@ async def _log(user, connection, message: str) -> None:
     logger.info(message, extra={"connection_id": connection.connection_id, "user": getattr(user, "username", None)})
     if user is None:
         return
+    await log_action(
+        user,
+        LiveConnection(connection_id=connection.connection_id, room=connection.room, name=connection.name),
+        message,
+    )
+
+
+async def log_action(user, subject, message: str) -> None:
+    """Record what a staff user did to ``subject`` (an instance of a chat model) in the admin's log."""
     await sync_to_async(LogEntry.objects.log_actions)(
-        user_id=user.pk,
-        queryset=[LiveConnection(connection_id=connection.connection_id, room=connection.room, name=connection.name)],
-        action_flag=CHANGE,
-        change_message=message,
+        user_id=user.pk, queryset=[subject], action_flag=CHANGE, change_message=message
     )

@@ -20,6 +20,7 @@ from .exceptions import ProtocolError, StoreError, TooManyReactions, UnknownMess
 from .instance import get_server_instance
 from .limits import RefusalWindow, TokenBucket, client_address
 from .models import DELETE_MESSAGE_PERMISSION
+from .moderation.rules import ban_refusal, send_refusal
 from .names import guest_display_name
 from .relay import LocalSocket
 
@@ -74,15 +75,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.identity is None and protocol.valid_client_id(client_id):
             self.identity = f"browser:{client_id}"
         headers = dict(self.scope.get("headers", []))
+        connection_id = protocol.new_connection_id()
+        self.identity = self.identity or f"connection:{connection_id}"
+        self.tag = protocol.sender_tag(self.identity)
         try:
+            if banned := await ban_refusal(name=name, tag=self.tag):
+                await self.send_frame(protocol.system_frame(message=banned))
+                await self.close_by_operator(protocol.CLOSE_BY_OPERATOR)
+                return
             await instance.start()
             await instance.relay.open()  # a no-op unless Redis was down when the process started
             connection = services.connection_new(
-                connection_id=protocol.new_connection_id(),
+                connection_id=connection_id,
                 room=room,
                 name=name,
                 source_ip=address,
                 user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:512],
+                sender=self.tag,
             )
             socket = LocalSocket(connection, self, max_duration=float(settings.CHAT_MAX_CONNECTION_DURATION))
             welcome = await services.connection_register(socket=socket, since=protocol.since_cursor(since))
@@ -99,8 +108,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             return
         self.connection, self.socket = connection, socket
-        self.identity = self.identity or f"connection:{connection.connection_id}"
-        self.tag = protocol.sender_tag(self.identity)
         self.bucket = TokenBucket(settings.CHAT_RATE_LIMIT_PER_SECOND, settings.CHAT_RATE_LIMIT_BURST)
         self.refusals = RefusalWindow(settings.CHAT_FLOOD_LIMIT, settings.CHAT_FLOOD_WINDOW)
         try:
@@ -206,6 +213,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         client_message_id = protocol.client_message_id(request.body)
         reply_to = protocol.reply_to_field(request.body)
         try:
+            await self._moderated()
             frame, resent = await services.message_broadcast(
                 sender=self.connection,
                 identity=self.identity,
@@ -230,17 +238,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
             before = protocol.cursor_field(body, "before")
             await self.send_frame(await services.history_page(room=room, before=before))
 
+    async def _moderated(self, *, counts_turn: bool = True) -> None:
+        """Refuse (``ProtocolError``) what a locked room, a mute or slow mode does not allow now."""
+        refusal = await send_refusal(
+            room=self.connection.room, name=self.connection.name, tag=self.tag, counts_turn=counts_turn
+        )
+        if refusal is not None:
+            raise ProtocolError(*refusal)
+
     async def route_typing(self, request: protocol.Request) -> None:
+        try:
+            await self._moderated(counts_turn=False)
+        except ProtocolError:
+            return  # someone who may not send is not announced as typing either
         await services.typing_broadcast(sender=self.connection, tag=self.tag)
 
     async def route_react(self, request: protocol.Request) -> None:
         message_id = protocol.message_id_field(request.body)
         emoji = protocol.emoji_field(request.body)
+        await self._moderated(counts_turn=False)
         await services.message_react(sender=self.connection, tag=self.tag, message_id=message_id, emoji=emoji)
 
     async def route_edit_message(self, request: protocol.Request) -> None:
         message_id = protocol.message_id_field(request.body)
         text = protocol.message_text(request.body, max_length=settings.CHAT_MAX_MESSAGE_LENGTH)
+        await self._moderated(counts_turn=False)
         await services.message_edit(sender=self.connection, tag=self.tag, message_id=message_id, text=text)
 
     async def route_delete_message(self, request: protocol.Request) -> None:

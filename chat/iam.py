@@ -70,9 +70,9 @@ GRANTS = (
     Grant(APPLICATION, "dynamodb:UpdateItem", "table:messages", "reactions, edits and deletes change a message"),
     Grant(APPLICATION, "dynamodb:Query", "indexes:messages", "a cursor given as a message id (id-index)"),
     # The running server: each room's seq, and recent sends by clientMessageId.
-    Grant(APPLICATION, "dynamodb:UpdateItem", "table:rooms", "gives each message its seq (an atomic ADD)"),
-    Grant(APPLICATION, "dynamodb:PutItem", "table:rooms", "claims a clientMessageId (a conditional put)"),
-    Grant(APPLICATION, "dynamodb:GetItem", "table:rooms", "finds the seq a resent message got"),
+    Grant(APPLICATION, "dynamodb:UpdateItem", "table:rooms", "gives each message its seq (an atomic ADD); moderation"),
+    Grant(APPLICATION, "dynamodb:PutItem", "table:rooms", "claims a clientMessageId; a slow-mode turn (conditional)"),
+    Grant(APPLICATION, "dynamodb:GetItem", "table:rooms", "finds the seq a resent message got; moderation rules"),
     # The running server: static files on S3.
     Grant(APPLICATION, "s3:GetObject", "manifest", "reads the static manifest to name hashed files (S3 only)"),
     # Creating the tables.

@@ -35,3 +35,18 @@ class LiveConnection(models.Model):
         if self.name:
             return f"{self.name} ({self.connection_id}) in {self.room}"
         return self.connection_id
+
+
+class ModeratedRoom(models.Model):
+    """A room as the admin's log and its Rooms page name it; its moderation lives in the moderation store."""
+
+    name = models.CharField(primary_key=True, max_length=64)
+
+    class Meta:
+        managed = False
+        verbose_name = "room"
+        verbose_name_plural = "rooms"
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"#{self.name}"

@@ -78,6 +78,10 @@ INVALID_REACTION = "invalid_reaction"
 TOO_MANY_REACTIONS = "too_many_reactions"
 NOT_ALLOWED = "not_allowed"
 EDIT_WINDOW_PASSED = "edit_window_passed"
+# Moderation: refusals of a send.
+MUTED = "muted"
+ROOM_LOCKED = "room_locked"
+SLOW_MODE = "slow_mode"
 # Sent just before the server closes a socket (with the matching close code).
 FLOODING = "flooding"
 IDLE_TIMEOUT = "idle_timeout"
@@ -148,6 +152,11 @@ def new_message_id() -> str:
 def new_connection_id() -> str:
     """An opaque id like API Gateway's (16 URL-safe characters)."""
     return secrets.token_urlsafe(12)
+
+
+def iso_timestamp_of(epoch: float) -> str:
+    """``iso_timestamp`` of a time given in epoch seconds."""
+    return iso_timestamp(datetime.fromtimestamp(epoch, UTC))
 
 
 def iso_timestamp(moment: datetime | None = None) -> str:

@@ -31,6 +31,8 @@ ROOM_EVENT = "room.frame"
 # Events for one socket of this process: a prepared text frame, or a close.
 SOCKET_FRAME = "socket.frame"
 SOCKET_CLOSE = "socket.close"
+# Events for every process (each relay's channel is in this group): type -> listeners (see ``listen``).
+CONTROL_GROUP = "chat.control"
 # How long a message that came early waits for the ones before it: after each
 # wait the store is read for them; after the last, the seqs still missing are
 # taken to have been given out but never sent (a sender that failed between
@@ -335,6 +337,11 @@ class RoomRelay:
         self._opening = asyncio.Lock()
         self._catching_up: asyncio.Task | None = None
         self._catch_up_until = 0.0
+        self._listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
+
+    def listen(self, kind: str, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``listener`` with every event of type ``kind`` sent to ``CONTROL_GROUP``."""
+        self._listeners.setdefault(kind, []).append(listener)
 
     async def join(self, name: str, socket: LocalSocket, seed: Seed) -> Room:
         """
@@ -501,7 +508,9 @@ class RoomRelay:
         if self._channel is None:
             async with self._opening:
                 if self._channel is None:
-                    self._channel = await self.layer.new_channel("relay")
+                    channel = await self.layer.new_channel("relay")
+                    await self.layer.group_add(CONTROL_GROUP, channel)
+                    self._channel = channel
 
     async def run(self) -> None:
         """
@@ -530,6 +539,9 @@ class RoomRelay:
                     await self.deliver(event)
                 elif kind in (SOCKET_FRAME, SOCKET_CLOSE):
                     await self.deliver_to_socket(event)
+                else:
+                    for listener in self._listeners.get(kind, ()):
+                        listener(event)
             except asyncio.CancelledError:
                 raise
             except Exception:

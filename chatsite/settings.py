@@ -267,7 +267,12 @@ CHAT_MESSAGE_STORE = {
     "BACKEND": env("CHAT_MESSAGE_STORE", "chat.stores.dynamodb.DynamoDBMessageStore"),
     "OPTIONS": {**_DYNAMODB_OPTIONS, "table_name": CHAT_MESSAGES_TABLE, "rooms_table_name": CHAT_ROOMS_TABLE},
 }
-for _store in (CHAT_CONNECTION_STORE, CHAT_MESSAGE_STORE):
+# Rooms' rules, mutes and bans: items in the ChatRooms table, beside the seq counters.
+CHAT_MODERATION_STORE = {
+    "BACKEND": env("CHAT_MODERATION_STORE", "chat.stores.dynamodb.DynamoDBModerationStore"),
+    "OPTIONS": {**_DYNAMODB_OPTIONS, "table_name": CHAT_ROOMS_TABLE},
+}
+for _store in (CHAT_CONNECTION_STORE, CHAT_MESSAGE_STORE, CHAT_MODERATION_STORE):
     if not _store["BACKEND"].startswith("chat.stores.dynamodb."):
         _store["OPTIONS"] = {}
 

@@ -80,6 +80,7 @@ def chat_settings(dynamodb_local, redis_url, redis_prefix, static_root, django_d
     override = override_settings(
         CHAT_CONNECTION_STORE=local(settings.CHAT_CONNECTION_STORE),
         CHAT_MESSAGE_STORE=local(settings.CHAT_MESSAGE_STORE),
+        CHAT_MODERATION_STORE=local(settings.CHAT_MODERATION_STORE),
         CHANNEL_LAYERS=layers,
         DYNAMODB_ENDPOINT_URL=dynamodb_local.endpoint,
         STATIC_ROOT=static_root,

@@ -44,6 +44,7 @@ async def test_the_registry_item_exists_while_connected_and_is_gone_after(server
         "instanceId": item["instanceId"]["S"],
         "sourceIp": "127.0.0.1",
         "userAgent": "e2e-agent/1.0",
+        "sender": client.welcome["sender"],  # who is on it, for a mute or ban by name
     }
     assert item["channelName"]["S"] and item["instanceId"]["S"] and item["connectedAt"]["S"].endswith("Z")
     assert int(item["expiresAt"]["N"]) > 0

@@ -29,7 +29,9 @@ WELCOME_MEMBERS_LIMIT = 1000
 HISTORY_WRITE_TIMEOUT = 2.0
 
 
-def connection_new(*, connection_id: str, room: str, name: str, source_ip: str, user_agent: str) -> Connection:
+def connection_new(
+    *, connection_id: str, room: str, name: str, source_ip: str, user_agent: str, sender: str = ""
+) -> Connection:
     """
     A connection record as ``$connect`` registers it. Its ``channelName`` is
     this process's room relay channel (started by ``ServerInstance.start``),
@@ -45,6 +47,7 @@ def connection_new(*, connection_id: str, room: str, name: str, source_ip: str, 
         source_ip=source_ip,
         user_agent=user_agent,
         expires_at=int(time.time()) + settings.CHAT_CONNECTION_TTL,
+        sender=sender,
     )
 
 

@@ -4,7 +4,8 @@ The configured stores, each built once per process from its setting
 that setting changes:
 
 - ``CHAT_CONNECTION_STORE``: live connections and server heartbeats;
-- ``CHAT_MESSAGE_STORE``: room history.
+- ``CHAT_MESSAGE_STORE``: room history;
+- ``CHAT_MODERATION_STORE``: rooms' rules, mutes and bans.
 """
 
 from django.conf import settings
@@ -12,18 +13,21 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from .base import Connection, ConnectionStore, Instance, MessageStore, Page
+from .base import Connection, ConnectionStore, Instance, MessageStore, ModerationStore, Page
 
 __all__ = [
     "Connection",
     "ConnectionStore",
     "Instance",
     "MessageStore",
+    "ModerationStore",
     "Page",
     "build_connection_store",
     "build_message_store",
+    "build_moderation_store",
     "get_connection_store",
     "get_message_store",
+    "get_moderation_store",
 ]
 
 _built: dict[str, object] = {}
@@ -39,6 +43,16 @@ def get_message_store() -> MessageStore:
     if "CHAT_MESSAGE_STORE" not in _built:
         _built["CHAT_MESSAGE_STORE"] = build_message_store(settings.CHAT_MESSAGE_STORE)
     return _built["CHAT_MESSAGE_STORE"]
+
+
+def get_moderation_store() -> ModerationStore:
+    if "CHAT_MODERATION_STORE" not in _built:
+        _built["CHAT_MODERATION_STORE"] = build_moderation_store(settings.CHAT_MODERATION_STORE)
+    return _built["CHAT_MODERATION_STORE"]
+
+
+def build_moderation_store(config: dict) -> ModerationStore:
+    return _build("CHAT_MODERATION_STORE", config, ModerationStore, "chat.stores.dynamodb.DynamoDBModerationStore")
 
 
 def build_connection_store(config: dict) -> ConnectionStore:

@@ -25,7 +25,10 @@ __all__ = [
     "ConnectionStore",
     "Instance",
     "MessageStore",
+    "ModerationStore",
+    "Mute",
     "Page",
+    "RoomRules",
     "StoreError",
     "StoreUnavailable",
     "TooManyReactions",
@@ -47,6 +50,7 @@ class Connection:
     user_agent: str
     expires_at: int  # epoch seconds; the table's TTL attribute
     last_active_at: str = ""  # ISO 8601, UTC; empty means connected_at
+    sender: str = ""  # the sender tag of who is on it (protocol.sender_tag), for moderation by person
 
     def __post_init__(self) -> None:
         if not self.last_active_at:
@@ -282,4 +286,77 @@ class MessageStore(ABC):
 
     async def ensure_tables(self) -> list[str]:
         """Create whatever the store needs; return what was created. Idempotent."""
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    """Who is muted (as the operator named them) and until when (epoch seconds)."""
+
+    name: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRules:
+    """A room's moderation: slow mode (seconds between one person's messages; 0: off), lock, and mutes by person key."""
+
+    slow_mode: int = 0
+    locked: bool = False
+    mutes: dict[str, Mute] = field(default_factory=dict)
+
+    def muted_until(self, keys: list[str], now: float) -> float | None:
+        """The latest end of a mute in force on any of a person's keys, or None."""
+        ends = [self.mutes[key].until for key in keys if key in self.mutes and self.mutes[key].until > now]
+        return max(ends) if ends else None
+
+
+class ModerationStore(ABC):
+    """
+    What operators decided, read by every server process: each room's rules
+    and mutes, and bans across all rooms. A person is named by keys
+    (``name:<folded display name>``, ``tag:<sender tag>``): a mute or ban
+    by name also covers the identities that were using that name.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        _no_options(self, options, "CHAT_MODERATION_STORE")
+
+    @abstractmethod
+    async def rules(self, room: str) -> RoomRules:
+        """The room's rules (defaults when none were set)."""
+
+    @abstractmethod
+    async def set_rules(self, room: str, *, slow_mode: int | None = None, locked: bool | None = None) -> RoomRules:
+        """Change the room's slow mode and lock (None: unchanged); the rules now."""
+
+    @abstractmethod
+    async def mute(self, room: str, keys: list[str], *, name: str, until: float) -> None:
+        """Mute a person (by all their keys) in ``room`` until ``until``."""
+
+    @abstractmethod
+    async def unmute(self, room: str, name: str) -> bool:
+        """Lift the mutes made under ``name`` (compared case-folded) in ``room``; False if there were none."""
+
+    @abstractmethod
+    async def bans(self) -> dict[str, Mute]:
+        """Every ban by person key (expired ones may be among them)."""
+
+    @abstractmethod
+    async def ban(self, keys: list[str], *, name: str, until: float) -> None:
+        """Ban a person (by all their keys) from every room until ``until``."""
+
+    @abstractmethod
+    async def unban(self, name: str) -> bool:
+        """Lift the bans made under ``name``; False if there were none."""
+
+    @abstractmethod
+    async def take_turn(self, room: str, who: str, *, seconds: int, now: float) -> float | None:
+        """
+        Slow mode: record that ``who`` sends in ``room`` now, if their last
+        send there was at least ``seconds`` ago: None. Otherwise nothing is
+        recorded and the answer is when they may send again.
+        """
+
+    async def ensure_tables(self) -> list[str]:
         return []

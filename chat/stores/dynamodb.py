@@ -36,7 +36,10 @@ from .base import (
     ConnectionStore,
     Instance,
     MessageStore,
+    ModerationStore,
+    Mute,
     Page,
+    RoomRules,
     StoreError,
     StoreUnavailable,
     TooManyReactions,
@@ -64,6 +67,7 @@ _ATTRIBUTES = {
     "user_agent": "userAgent",
     "expires_at": TTL_ATTRIBUTE,
     "last_active_at": "lastActiveAt",
+    "sender": "sender",
 }
 _UNAVAILABLE_CODES = {
     "ResourceNotFoundException",
@@ -809,4 +813,133 @@ def _message(item: dict[str, Any]) -> dict[str, Any]:
         reactions=reactions,
         version=version,
         edited_at=item.get("editedAt", {}).get("S"),
+    )
+
+
+class DynamoDBModerationStore(ModerationStore):
+    """
+    Moderation in the ``ChatRooms`` table (name from settings), beside the
+    seq counters: ``rules#<room>`` holds a room's ``slowMode``, ``locked``
+    and ``mutes`` (person key -> ``{name, until}``); ``bans`` holds every
+    ban the same way; ``turn#<room>#<sender>`` the time of a person's last
+    send in a room in slow mode (expiring by TTL).
+    """
+
+    def __init__(self, **options: Any) -> None:
+        (self.table,) = _tables("CHAT_MODERATION_STORE", dict(options))
+
+    def _key(self, key: str) -> dict[str, Any]:
+        return {"key": {"S": key}}
+
+    async def rules(self, room: str) -> RoomRules:
+        item = await self.table.get_item(self._key(f"rules#{room}"))
+        return _rules(item or {})
+
+    async def set_rules(self, room: str, *, slow_mode: int | None = None, locked: bool | None = None) -> RoomRules:
+        sets, values = ["#updated = :now"], {":now": {"N": f"{time.time():.3f}"}}
+        if slow_mode is not None:
+            sets.append("slowMode = :slow")
+            values[":slow"] = {"N": str(slow_mode)}
+        if locked is not None:
+            sets.append("locked = :locked")
+            values[":locked"] = {"BOOL": locked}
+        response = await self.table.call(
+            "update_item",
+            TableName=self.table.table_name,
+            Key=self._key(f"rules#{room}"),
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames={"#updated": "updatedAt"},
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return _rules(response["Attributes"])
+
+    async def _add(self, item_key: str, keys: list[str], name: str, until: float) -> None:
+        # The map first (a path inside it cannot be set in the same expression that makes it).
+        await self.table.call(
+            "update_item",
+            TableName=self.table.table_name,
+            Key=self._key(item_key),
+            UpdateExpression="SET #people = if_not_exists(#people, :empty)",
+            ExpressionAttributeNames={"#people": "people"},
+            ExpressionAttributeValues={":empty": {"M": {}}},
+        )
+        # Ended entries go in the same write, so the item does not grow with every mute or ban ever made.
+        now = time.time()
+        ended = [k for k, e in _people(await self.table.get_item(self._key(item_key)) or {}).items() if e.until <= now]
+        ended = [key for key in ended if key not in keys][:50]
+        entry = {"M": {"name": {"S": name}, "until": {"N": f"{until:.3f}"}}}
+        names = {"#people": "people", **{f"#k{i}": key for i, key in enumerate(keys)}}
+        names.update({f"#e{i}": key for i, key in enumerate(ended)})
+        update = "SET " + ", ".join(f"#people.#k{i} = :entry" for i in range(len(keys)))
+        if ended:
+            update += " REMOVE " + ", ".join(f"#people.#e{i}" for i in range(len(ended)))
+        await self.table.call(
+            "update_item",
+            TableName=self.table.table_name,
+            Key=self._key(item_key),
+            UpdateExpression=update,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":entry": entry},
+        )
+
+    async def _remove(self, item_key: str, name: str) -> bool:
+        item = await self.table.get_item(self._key(item_key))
+        people = _people(item or {})
+        keys = [key for key, entry in people.items() if entry.name.casefold() == name.casefold()]
+        if not keys:
+            return False
+        await self.table.call(
+            "update_item",
+            TableName=self.table.table_name,
+            Key=self._key(item_key),
+            UpdateExpression="REMOVE " + ", ".join(f"#people.#k{i}" for i in range(len(keys))),
+            ExpressionAttributeNames={"#people": "people", **{f"#k{i}": key for i, key in enumerate(keys)}},
+        )
+        return True
+
+    async def mute(self, room: str, keys: list[str], *, name: str, until: float) -> None:
+        await self._add(f"rules#{room}", keys, name, until)
+
+    async def unmute(self, room: str, name: str) -> bool:
+        return await self._remove(f"rules#{room}", name)
+
+    async def bans(self) -> dict[str, Mute]:
+        return _people(await self.table.get_item(self._key("bans")) or {})
+
+    async def ban(self, keys: list[str], *, name: str, until: float) -> None:
+        await self._add("bans", keys, name, until)
+
+    async def unban(self, name: str) -> bool:
+        return await self._remove("bans", name)
+
+    async def take_turn(self, room: str, who: str, *, seconds: int, now: float) -> float | None:
+        key = self._key(f"turn#{room}#{who}")
+        try:
+            await self.table.call(
+                "put_item",
+                TableName=self.table.table_name,
+                Item={**key, "at": {"N": f"{now:.3f}"}, TTL_ATTRIBUTE: {"N": str(int(now + seconds + 60))}},
+                ConditionExpression="attribute_not_exists(#at) OR #at <= :since",
+                ExpressionAttributeNames={"#at": "at"},
+                ExpressionAttributeValues={":since": {"N": f"{now - seconds:.3f}"}},
+            )
+        except ConditionFailed:
+            item = await self.table.get_item(key)
+            return float(item["at"]["N"]) + seconds if item else now
+        return None
+
+
+def _people(item: dict[str, Any]) -> dict[str, Mute]:
+    return {
+        key: Mute(entry["M"]["name"]["S"], float(entry["M"]["until"]["N"]))
+        for key, entry in item.get("people", {}).get("M", {}).items()
+    }
+
+
+def _rules(item: dict[str, Any]) -> RoomRules:
+    return RoomRules(
+        slow_mode=int(item.get("slowMode", {}).get("N", "0")),
+        locked=item.get("locked", {}).get("BOOL", False),
+        mutes=_people(item),
     )

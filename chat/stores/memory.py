@@ -18,7 +18,10 @@ from .base import (
     ConnectionStore,
     Instance,
     MessageStore,
+    ModerationStore,
+    Mute,
     Page,
+    RoomRules,
     StoreError,
     TooManyReactions,
     UnknownMessage,
@@ -221,3 +224,53 @@ class MemoryMessageStore(MessageStore):
     async def settle_send(self, key: str, seq: int) -> None:
         if key in self._sends:
             self._sends[key] = (seq, *self._sends[key][1:])
+
+
+class MemoryModerationStore(ModerationStore):
+    """Moderation in this process's memory: enforced by this one process only."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._rules: dict[str, RoomRules] = {}
+        self._bans: dict[str, Mute] = {}
+        self._turns: dict[tuple[str, str], float] = {}
+
+    async def rules(self, room: str) -> RoomRules:
+        return self._rules.get(room, RoomRules())
+
+    async def set_rules(self, room: str, *, slow_mode: int | None = None, locked: bool | None = None) -> RoomRules:
+        now = self._rules.get(room, RoomRules())
+        changes = {k: v for k, v in (("slow_mode", slow_mode), ("locked", locked)) if v is not None}
+        self._rules[room] = dataclasses.replace(now, **changes)
+        return self._rules[room]
+
+    async def mute(self, room: str, keys: list[str], *, name: str, until: float) -> None:
+        now = self._rules.get(room, RoomRules())
+        kept = {key: mute for key, mute in now.mutes.items() if mute.until > time.time()}
+        self._rules[room] = dataclasses.replace(now, mutes={**kept, **dict.fromkeys(keys, Mute(name, until))})
+
+    async def unmute(self, room: str, name: str) -> bool:
+        now = self._rules.get(room, RoomRules())
+        kept = {key: mute for key, mute in now.mutes.items() if mute.name.casefold() != name.casefold()}
+        self._rules[room] = dataclasses.replace(now, mutes=kept)
+        return len(kept) < len(now.mutes)
+
+    async def bans(self) -> dict[str, Mute]:
+        return dict(self._bans)
+
+    async def ban(self, keys: list[str], *, name: str, until: float) -> None:
+        now = time.time()
+        self._bans = {key: ban for key, ban in self._bans.items() if ban.until > now}
+        self._bans.update(dict.fromkeys(keys, Mute(name, until)))
+
+    async def unban(self, name: str) -> bool:
+        kept = {key: ban for key, ban in self._bans.items() if ban.name.casefold() != name.casefold()}
+        lifted, self._bans = len(kept) < len(self._bans), kept
+        return lifted
+
+    async def take_turn(self, room: str, who: str, *, seconds: int, now: float) -> float | None:
+        last = self._turns.get((room, who))
+        if last is not None and last > now - seconds:
+            return last + seconds
+        self._turns[room, who] = now
+        return None
