@@ -5,7 +5,6 @@ database; clients sit on the second, requests go to the first.
 """
 
 import json
-import secrets
 import uuid
 
 import pytest
@@ -15,7 +14,7 @@ from chat import protocol
 
 from .support.blocking_client import BlockingChatClient
 from .support.daphne import DaphneServer
-from .support.operators import ServerDatabase, admin_login, new_user
+from .support.operators import ServerDatabase, admin_login, new_user, session_of
 from .support.processes import wait_until
 
 TOKEN = f"token-{uuid.uuid4().hex}"
@@ -76,16 +75,6 @@ def call(server: DaphneServer, method: str, connection_id: str, *, token: str | 
     return (session or requests).request(
         method, f"{server.url}/@connections/{connection_id}", headers=headers, timeout=10, **kwargs
     )
-
-
-def session_of(user) -> requests.Session:
-    """A browser session already logged in as ``user``, with a CSRF cookie to echo."""
-    session = requests.Session()
-    session.cookies.set("sessionid", user.session_key)
-    csrf = secrets.token_hex(16)
-    session.cookies.set("csrftoken", csrf)
-    session.headers["X-CSRFToken"] = csrf
-    return session
 
 
 def still_open_and_untouched(first: DaphneServer, client: BlockingChatClient) -> None:

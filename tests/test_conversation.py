@@ -14,8 +14,7 @@ import requests
 from chat import protocol
 
 from .support.clients import ChatClient
-from .support.daphne import DaphneServer
-from .support.operators import ServerDatabase, new_user
+from .support.operators import new_user, servers_with_users
 
 FAST = {"CHAT_RATE_LIMIT_PER_SECOND": "1000", "CHAT_RATE_LIMIT_BURST": "1000"}
 TWENTY = [
@@ -53,16 +52,9 @@ def users():
 @pytest.fixture(scope="module")
 def servers(server_env, users):
     """Two daphne processes sharing Redis, DynamoDB Local and a database with a moderator in it."""
-    database = ServerDatabase.sqlite()
-    database.prepare(server_env, list(users.values()))
-    env = {**server_env, "DATABASE_URL": database.url, "CHAT_HEARTBEAT_INTERVAL": "2", **FAST}
-    first, second = DaphneServer(env, name="daphne-a"), DaphneServer(env, name="daphne-b")
-    try:
-        yield first.start(), second.start()
-    finally:
-        first.stop()
-        second.stop()
-        database.drop()
+    names = ("daphne-a", "daphne-b")
+    with servers_with_users(server_env, list(users.values()), names, CHAT_HEARTBEAT_INTERVAL="2", **FAST) as servers:
+        yield servers
 
 
 def of_type(kind: str, **fields):

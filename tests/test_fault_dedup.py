@@ -121,7 +121,9 @@ async def test_one_client_message_id_sent_three_times_over_two_processes_is_one_
     seen = {reader.client.name: reader.sequence() for reader in readers}
     problems = sequence_checker({"stored": History(dynamodb_local).stored(room), **seen}, ["only once", "next"])
     assert problems == {}, pformat(problems, width=120)
-    # The new connection's welcome had it once, and it came back to Ann alone.
-    assert [m["id"] for m in second.welcome["history"]] == [frames[0]["id"]]
-    assert [f for f in second.of_type(protocol.MESSAGE) if f["clientMessageId"] == "m-1"] == frames[1:]
+    # The new connection got it once (in its welcome, or live when B's relay had not had it yet by then),
+    # and each resend came back to Ann alone: three copies of the one frame, none of another.
+    welcomed = [m for m in second.welcome["history"] if m["clientMessageId"] == "m-1"]
+    live = [f for f in second.of_type(protocol.MESSAGE) if f["clientMessageId"] == "m-1"]
+    assert welcomed + live == [frames[0]] * 3 and len(welcomed) <= 1
     await asyncio.gather(*(r.close() for r in [*readers, second]))

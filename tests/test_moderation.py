@@ -18,8 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from chat import protocol
 
 from .support.clients import ChatClient, chat_path
-from .support.daphne import DaphneServer
-from .support.operators import ServerDatabase, new_user
+from .support.operators import new_user, servers_with_users, session_of
 
 TOKEN = f"token-{uuid.uuid4().hex}"
 MODERATION = ["moderate_messages", "moderate_people", "moderate_rooms", "view_moderatedroom"]
@@ -32,16 +31,10 @@ def users():
 
 @pytest.fixture(scope="module")
 def servers(server_env, users):
-    database = ServerDatabase.sqlite()
-    database.prepare(server_env, list(users.values()))
-    env = {**server_env, "DATABASE_URL": database.url, "CHAT_MANAGEMENT_TOKEN": TOKEN}
-    first, second = DaphneServer(env, name="daphne-a"), DaphneServer(env, name="daphne-b")
-    try:
-        yield first.start(), second.start()
-    finally:
-        first.stop()
-        second.stop()
-        database.drop()
+    with servers_with_users(
+        server_env, list(users.values()), ("daphne-a", "daphne-b"), CHAT_MANAGEMENT_TOKEN=TOKEN
+    ) as servers:
+        yield servers
 
 
 def call(server, method: str, path: str, *, session: requests.Session | None = None, **kwargs) -> requests.Response:
@@ -49,15 +42,6 @@ def call(server, method: str, path: str, *, session: requests.Session | None = N
     if session is None:
         kwargs.setdefault("headers", {}).setdefault("Authorization", f"Bearer {TOKEN}")
     return (session or requests).request(method, server.url + path, timeout=10, **kwargs)
-
-
-def session_of(user) -> requests.Session:
-    session = requests.Session()
-    session.cookies.set("sessionid", user.session_key)
-    csrf = secrets.token_hex(16)
-    session.cookies.set("csrftoken", csrf)
-    session.headers["X-CSRFToken"] = csrf
-    return session
 
 
 def of_type(kind: str, **fields):

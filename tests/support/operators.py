@@ -6,10 +6,13 @@ to it: a fresh SQLite file or PostgreSQL database, migrated with
 
 import json
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,3 +151,36 @@ def csrf_token(session: requests.Session, page_url: str) -> str:
     """The CSRF token of a form on ``page_url``."""
     page = session.get(page_url, timeout=10)
     return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+
+
+def session_of(user: User) -> requests.Session:
+    """A browser session already logged in as ``user``, with a CSRF cookie to echo (for the API)."""
+    session = requests.Session()
+    session.cookies.set("sessionid", user.session_key)
+    csrf = secrets.token_hex(16)
+    session.cookies.set("csrftoken", csrf)
+    session.headers["X-CSRFToken"] = csrf
+    return session
+
+
+@contextmanager
+def servers_with_users(server_env: dict[str, str], users: list[User], names: tuple[str, ...], **env: str) -> Iterator:
+    """
+    Daphne processes named ``names`` sharing a database of their own in which
+    ``users`` exist (each with a logged-in session); all stop after.
+    """
+    from .daphne import DaphneServer
+
+    database = ServerDatabase.sqlite()
+    servers = []
+    try:
+        database.prepare(server_env, users)
+        full = {**server_env, "DATABASE_URL": database.url, **env}
+        for name in names:
+            servers.append(DaphneServer(full, name=name))
+            servers[-1].start()
+        yield tuple(servers)
+    finally:
+        for server in servers:
+            server.stop()
+        database.drop()
