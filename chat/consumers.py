@@ -6,6 +6,7 @@ matches no route gets the ``$default`` answer, an error frame.
 """
 
 import logging
+import time
 from importlib import import_module
 from urllib.parse import parse_qs
 
@@ -15,7 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
-from . import protocol, services
+from . import metrics, protocol, services
 from .exceptions import ProtocolError, StoreError, TooManyReactions, UnknownMessage
 from .instance import get_server_instance
 from .limits import RefusalWindow, TokenBucket, client_address
@@ -50,7 +51,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
     tag = ""  # the identity as frames name it (protocol.sender_tag)
     operator = False  # may delete anyone's message
 
+    accepted = False  # the handshake completed: its close is counted by code
+    connect_result = metrics.REFUSED  # how _connect ended, unless the socket was welcomed
+
     async def connect(self) -> None:
+        """``$connect``, counted by result (``chat_connects_total``) and, when welcomed, timed from the handshake."""
+        started = time.perf_counter()
+        try:
+            await self._connect()
+        except BaseException:
+            self.connect_result = metrics.FAILED
+            raise
+        finally:
+            if self.socket is not None:  # welcomed: registered, and its welcome frame sent
+                self.connect_result = metrics.OK
+                metrics.CONNECT_SECONDS.observe(time.perf_counter() - started)
+            metrics.CONNECTS.labels(self.connect_result).inc()
+
+    async def _connect(self) -> None:
         room = self.scope["url_route"]["kwargs"].get("room") or protocol.DEFAULT_ROOM
         instance = get_server_instance()
         if not protocol.valid_room(room) or instance.draining:
@@ -65,6 +83,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         name = await self._display_name(query.get("name", [None])[0])
         await self.accept()
+        self.accepted = True
         if name is None:
             await self.close_with(
                 protocol.CLOSE_LOGIN_REQUIRED, protocol.LOGIN_REQUIRED, "Log in to chat here: guests are not allowed."
@@ -97,6 +116,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             welcome = await services.connection_register(socket=socket, since=protocol.since_cursor(since))
         except Exception as error:
             # connection_register left nothing behind.
+            self.connect_result = metrics.FAILED
             if isinstance(error, StoreError):
                 logger.error("connection refused: %s", error, extra={"room": room})
             else:
@@ -127,12 +147,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except BaseException as error:
             # The client left during its welcome (the socket is closing), or the server is stopping:
             # undo the registration now, since no disconnect follows a connect that raised.
+            self.connect_result = metrics.FAILED
             await self.forget()
             if not isinstance(error, Exception):
                 raise
             logger.info("client left during its welcome", extra={"connection_id": connection.connection_id})
 
     async def disconnect(self, code: int) -> None:
+        if self.accepted:
+            metrics.disconnected(code)
         if self.address is not None:
             get_server_instance().addresses.release(self.address)
             self.address = None
@@ -191,6 +214,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame(protocol.answering(refusal, request))
 
     async def _refuse_excess(self) -> None:
+        metrics.RATE_LIMITED.inc()
         refusal = self.refusals.refuse()
         if refusal.flooding:
             await self.close_with(

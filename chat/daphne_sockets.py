@@ -37,7 +37,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
 from twisted.internet.abstract import FileDescriptor
 
-from . import protocol
+from . import metrics, protocol
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ def _passed_limit(self: WebSocketProtocol, frame_bytes: int) -> None:
 
 def _close_slow_consumer(self: WebSocketProtocol) -> None:
     self.chat_closing = True
+    metrics.SLOW_CONSUMER_CLOSES.inc()
     buffer = self.chat_buffer
     # Under TLS the buffer holds encrypted records, which cannot be dropped one by one.
     whole_frames = buffer is self.transport and self.state == self.STATE_OPEN

@@ -1,6 +1,13 @@
-"""One log formatter: the message, then the ids passed in ``extra`` as fields."""
+"""
+The chat's two log formats, chosen by ``CHAT_LOG_FORMAT``: a readable line
+with the ids passed in ``extra`` as ``key=value`` fields, or one JSON object
+per line with those ids as keys of their own.
+"""
 
 import logging
+from datetime import UTC, datetime
+
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 # Attributes every LogRecord has; anything else came in through ``extra``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -19,3 +26,23 @@ class FieldsFormatter(logging.Formatter):
             return text
         head, sep, tail = text.partition("\n")
         return f"{head} {fields}{sep}{tail}"
+
+
+class JsonFormatter(_JsonFormatter):
+    """
+    ``{"time": "2026-11-25T12:00:00.123+00:00", "level": "INFO", "logger":
+    "chat.services.people", "message": "connection registered",
+    "connection_id": "...", "room": "..."}``: python-json-logger's formatter,
+    with the ``extra`` fields as top-level keys, a traceback as ``exc_info``,
+    and the time in UTC, to the millisecond.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            json_ensure_ascii=False,
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from . import metrics
 from .protocol import JOIN, MESSAGE, MESSAGE_DELETED, MESSAGE_EDITED, MESSAGE_EVENTS, decode, encode, tombstone
 from .stores import Connection, get_message_store
 
@@ -63,11 +64,13 @@ def room_event(
     message_id: str | None = None,
     seq: int | None = None,
     presence: dict[str, str] | None = None,
+    at: float | None = None,
 ) -> dict[str, Any]:
     """
     The channel-layer message that carries one encoded frame to a room; a
     message's seq, and a presence frame's fields, ride along so every
-    process can order the one and keep its roster with the other.
+    process can order the one and keep its roster with the other. ``at``:
+    when it was published (``time.time()``), for ``chat_delivery_seconds``.
     """
     return {
         "type": ROOM_EVENT,
@@ -77,6 +80,7 @@ def room_event(
         "id": message_id,
         "seq": seq,
         "presence": presence,
+        "at": at,
     }
 
 
@@ -169,6 +173,7 @@ class LocalSocket:
             for seq, text in batch:
                 if not self.skips(seq):
                     await self.send(text)
+                    metrics.DELIVERIES.inc()
         self.pending = None
 
     def skips(self, seq: int | None) -> bool:
@@ -470,6 +475,7 @@ class RoomRelay:
 
     async def _write(self, room: Room, event: dict[str, Any]) -> None:
         text, exclude, seq = event["text"], event.get("exclude"), event.get("seq")
+        written = 0
         for member in list(room.members.values()):
             if member.connection_id == exclude:
                 continue
@@ -480,9 +486,16 @@ class RoomRelay:
                 continue
             try:
                 await member.send(text)
+                written += 1
             except Exception:
                 # One socket that cannot be written (it is closing) costs the others nothing.
                 logger.warning("delivery failed", exc_info=True, extra={"connection_id": member.connection_id})
+        # Counted once per event, not per socket: the loop above is the fan-out's hot path.
+        if written:
+            metrics.DELIVERIES.inc(written)
+            if published := event.get("at"):
+                # Wall clocks of two hosts may disagree a little: never below zero.
+                metrics.DELIVERY_SECONDS.observe(max(0.0, time.time() - published))
 
     async def deliver_to_socket(self, event: dict[str, Any]) -> None:
         """An event for one socket: its frame, or its close."""
@@ -495,6 +508,7 @@ class RoomRelay:
             socket.pending.append((None, event["text"]))
         else:
             await socket.send(event["text"])
+            metrics.DELIVERIES.inc()
 
     @property
     def channel(self) -> str:
@@ -527,6 +541,7 @@ class RoomRelay:
                 raise
             except Exception:
                 # The layer lost Redis: say so once per failure and retry with backoff.
+                metrics.CHANNEL_LAYER_ERRORS.inc()
                 logger.exception("room relay cannot receive; retrying", extra={"retry_in": delay})
                 self.distrust_recent()
                 self._catch_up_after_outage()
@@ -595,3 +610,8 @@ def get_room_relay() -> RoomRelay:
             get_channel_layer(), settings.CHAT_PRESENCE_LIMIT, 2 * settings.CHAT_HISTORY_LIMIT
         )
     return relay
+
+
+def relays() -> list[RoomRelay]:
+    """Every relay of this process, from any thread: one under daphne (one per event loop in tests)."""
+    return list(_relays.values())

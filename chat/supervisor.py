@@ -12,6 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from . import metrics
+
 logger = logging.getLogger(__name__)
 
 # Backoff between restarts of a task that keeps dying: doubling from the first to the last.
@@ -83,6 +85,7 @@ class Supervisor:
             await asyncio.sleep(TICK)
             self._last_tick = time.monotonic()
             self.loop_lag = max(0.0, self._last_tick - before - TICK)
+            metrics.EVENT_LOOP_LAG.set(self.loop_lag)
 
     def stuck_for(self) -> float:
         """Seconds the loop timer is overdue (0 while it ticks on time)."""

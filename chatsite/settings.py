@@ -81,8 +81,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: load balancers call /healthz by IP address, before any host check.
+    # First: load balancers call /healthz and Prometheus scrapes /metrics by IP
+    # address over http, before any host check or https redirect.
     "chat.health.HealthCheckMiddleware",
+    "chat.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -364,6 +366,10 @@ CHAT_INSTANCE_ID = env("CHAT_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpi
 # (staff sessions still work).
 CHAT_MANAGEMENT_TOKEN = env("CHAT_MANAGEMENT_TOKEN")
 
+# Bearer token Prometheus sends for GET /metrics; unset, /metrics answers only
+# clients on loopback (behind CHAT_TRUSTED_PROXY_HOPS proxies, the client they saw).
+CHAT_METRICS_TOKEN = env("CHAT_METRICS_TOKEN")
+
 # --- Static files on S3 ------------------------------------------------------
 
 # The S3 bucket for static files (django-storages' setting). Unset: the app
@@ -411,14 +417,21 @@ if STATIC_ORIGIN:
 
 LOG_LEVEL = env("CHAT_LOG_LEVEL", "INFO")
 
+# How log records are written: ``text`` (a readable line, the ids as key=value
+# fields) or ``json`` (one JSON object per line, for CloudWatch Logs Insights).
+CHAT_LOG_FORMAT = env("CHAT_LOG_FORMAT", "text")
+_LOG_FORMATTERS = {"text": "chat.logs.FieldsFormatter", "json": "chat.logs.JsonFormatter"}
+if CHAT_LOG_FORMAT not in _LOG_FORMATTERS:
+    raise ImproperlyConfigured(f"CHAT_LOG_FORMAT={CHAT_LOG_FORMAT!r} is not a log format: use text or json.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "fields": {"()": "chat.logs.FieldsFormatter"},
+        "chat": {"()": _LOG_FORMATTERS[CHAT_LOG_FORMAT]},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "fields"},
+        "console": {"class": "logging.StreamHandler", "formatter": "chat"},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {

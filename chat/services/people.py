@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 
-from .. import protocol
+from .. import metrics, protocol
 from ..exceptions import StoreError
 from ..relay import LocalSocket, Room, get_room_relay
 from ..stores import Connection, get_connection_store, get_message_store
@@ -228,6 +228,7 @@ async def message_broadcast(
     except Exception:
         get_room_relay().distrust_recent(room)  # stored, but this process never relayed it
         raise
+    metrics.MESSAGES.inc()
     return frame, False
 
 

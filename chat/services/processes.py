@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from .. import protocol
+from .. import metrics, protocol
 from ..exceptions import ConnectionExists
 from ..relay import LocalSocket
 from ..stores import Connection, get_connection_store
@@ -126,6 +126,7 @@ async def instance_sweep_one(dead: str, *, sweeper: str, now: float, interval: f
     # Another sweeper's claim lapses after two sweep periods (it may have died mid-sweep).
     if not await store.claim_instance(dead, sweeper=sweeper, now=now, lapse_before=now - interval / 2):
         return []
+    metrics.SWEEPS.inc()
     claimed_at = time.time()
     removed: list[Connection] = []
     held = await store.held_by(dead)
@@ -142,6 +143,7 @@ async def instance_sweep_one(dead: str, *, sweeper: str, now: float, interval: f
         connection = await store.remove(connection_id)
         if connection is not None:
             removed.append(connection)
+            metrics.SWEPT_CONNECTIONS.inc()
             await room_announce(connection, protocol.LEAVE)
     if not held and await store.forget_instance(dead, stale_before=now):
         logger.info("server process swept", extra={"instance_id": dead})

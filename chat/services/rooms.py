@@ -13,7 +13,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from .. import protocol
+from .. import metrics, protocol
 from ..relay import room_event, room_group
 from ..stores import Connection, get_connection_store, get_message_store
 
@@ -31,9 +31,19 @@ async def room_send(
     if frame["type"] == protocol.PRESENCE:
         presence = {key: frame[key] for key in ("event", "connectionId", "name")}
     event = room_event(
-        room=room, text=protocol.encode(frame), exclude=exclude, message_id=message_id, seq=seq, presence=presence
+        room=room,
+        text=protocol.encode(frame),
+        exclude=exclude,
+        message_id=message_id,
+        seq=seq,
+        presence=presence,
+        at=time.time(),
     )
-    await get_channel_layer().group_send(room_group(room), event)
+    try:
+        await get_channel_layer().group_send(room_group(room), event)
+    except Exception:
+        metrics.CHANNEL_LAYER_ERRORS.inc()
+        raise
 
 
 def recent_items() -> int:

@@ -26,7 +26,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ImproperlyConfigured
 
-from .. import protocol
+from .. import metrics, protocol
 from .base import (
     PENDING_SEND_LAPSE,
     SEND_PENDING,
@@ -107,13 +107,16 @@ class DynamoDBTable:
         )
 
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
-        """Run one client operation on the pool, translating its errors."""
+        """Run one client operation on the pool, translating its errors; timed and counted by its API name."""
         method = getattr(self.client, operation)
+        api_name = self.client.meta.method_to_api_mapping.get(operation, operation)  # put_item -> PutItem
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
             return await loop.run_in_executor(self._executor, functools.partial(method, **params))
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
+            metrics.DYNAMODB_ERRORS.labels(api_name, code or "unknown").inc()
             if code == "ConditionalCheckFailedException":
                 raise ConditionFailed(f"{operation} on {self.table_name}: condition not met") from None
             if code == "ResourceNotFoundException":
@@ -124,7 +127,10 @@ class DynamoDBTable:
                 raise StoreUnavailable(f"{self.endpoint} refused {operation}: {code}") from None
             raise StoreError(f"{operation} on {self.table_name} at {self.endpoint} failed: {error}") from None
         except BotoCoreError as error:
+            metrics.DYNAMODB_ERRORS.labels(api_name, type(error).__name__).inc()
             raise StoreUnavailable(f"{self.endpoint} unreachable for {operation}: {error}") from None
+        finally:
+            metrics.DYNAMODB_SECONDS.labels(api_name).observe(time.perf_counter() - started)
 
     async def get_item(self, key: dict[str, Any]) -> dict[str, Any] | None:
         """One item by its key, read consistently, or None."""
@@ -207,6 +213,8 @@ def _to_item(connection: Connection) -> dict[str, Any]:
     item[TTL_ATTRIBUTE] = {"N": str(connection.expires_at)}
     if connection.last_active_at == connection.connected_at:
         del item["lastActiveAt"]  # written by touch() once there is activity to record
+    if not connection.sender:
+        del item["sender"]
     return item
 
 
