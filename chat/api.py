@@ -51,7 +51,7 @@ def _bearer(request: HttpRequest) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-def _csrf_refusal(request: HttpRequest) -> HttpResponse | None:
+def csrf_refusal(request: HttpRequest) -> HttpResponse | None:
     """The CSRF middleware's own check, for requests that came with a session."""
     check = CsrfViewMiddleware(lambda request: HttpResponse())
     check.process_request(request)
@@ -85,7 +85,7 @@ async def authorize(request: HttpRequest, permission: str) -> tuple[HttpResponse
         return error_response(403, "Only staff may use the management API."), None
     if not await user.ahas_perm(permission):
         return error_response(403, f"You need the permission {permission} for that."), None
-    refusal = _csrf_refusal(request)
+    refusal = csrf_refusal(request)
     if refusal is not None:
         return refusal, None
     return None, user

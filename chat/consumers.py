@@ -24,6 +24,9 @@ from .models import DELETE_MESSAGE_PERMISSION
 from .moderation.rules import ban_refusal, send_refusal
 from .names import guest_display_name
 from .relay import LocalSocket
+from .uploads.attachments import checked, mark_sent
+from .uploads.storage import uploads_enabled
+from .uploads.tokens import Uploader, upload_token
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +144,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     truncated=welcome.truncated,
                     sender=self.tag,
                     operator=self.operator,
+                    upload_token=(
+                        upload_token(Uploader(connection.connection_id, room, self.tag)) if uploads_enabled() else None
+                    ),
                 )
             )
             await socket.ready(after_seq=welcome.after_seq)
@@ -233,17 +239,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- Routes ------------------------------------------------------------
 
     async def route_send_message(self, request: protocol.Request) -> None:
-        text = protocol.message_text(request.body, max_length=settings.CHAT_MAX_MESSAGE_LENGTH)
+        keys = protocol.attachments_field(request.body)
+        if keys and not str(request.body.get("message") or "").strip():
+            text = ""  # files alone, without a caption
+        else:
+            text = protocol.message_text(request.body, max_length=settings.CHAT_MAX_MESSAGE_LENGTH)
         client_message_id = protocol.client_message_id(request.body)
         reply_to = protocol.reply_to_field(request.body)
         try:
             await self._moderated()
+            files = await checked(keys, room=self.connection.room, sender=self.tag) if keys else None
             frame, resent = await services.message_broadcast(
                 sender=self.connection,
                 identity=self.identity,
                 text=text,
                 client_message_id=client_message_id,
                 reply_to=reply_to,
+                attachments=files,
             )
         except StoreError as error:
             logger.error("message not sent: %s", error, extra={"connection_id": self.connection.connection_id})
@@ -252,6 +264,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             ) from None
         if resent and frame is not None:
             await self.send_frame(frame)  # the sender alone hears it again
+        elif files:
+            await mark_sent(files)
 
     async def route_history(self, request: protocol.Request) -> None:
         body, room = request.body, self.connection.room

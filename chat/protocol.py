@@ -78,6 +78,7 @@ INVALID_REACTION = "invalid_reaction"
 TOO_MANY_REACTIONS = "too_many_reactions"
 NOT_ALLOWED = "not_allowed"
 EDIT_WINDOW_PASSED = "edit_window_passed"
+INVALID_ATTACHMENT = "invalid_attachment"
 # Moderation: refusals of a send.
 MUTED = "muted"
 ROOM_LOCKED = "room_locked"
@@ -103,6 +104,8 @@ LAST_ACTIVE_INTERVAL = 60
 MAX_REACTIONS_PER_PERSON = 20
 # A reply quotes this many characters of the message it answers.
 EXCERPT_LENGTH = 140
+# Attachments one message may carry.
+MAX_ATTACHMENTS = 10
 # Seconds between two typing frames one sender's are forwarded.
 TYPING_INTERVAL = 2.0
 
@@ -229,6 +232,29 @@ def message_id_field(body: dict[str, Any], field: str = "messageId") -> str:
     if not valid_message_id(value):
         raise ProtocolError(INVALID_MESSAGE, f'Put the id of a message of this room in "{field}".')
     return value
+
+
+def attachments_field(body: dict[str, Any]) -> list[str] | None:
+    """
+    The keys of a ``sendMessage``'s optional ``attachments``
+    (``[{"key": ...}]``, 1 to ``MAX_ATTACHMENTS``), or ``ProtocolError``.
+    """
+    value = body.get("attachments")
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= MAX_ATTACHMENTS
+        or not all(isinstance(a, dict) and isinstance(a.get("key"), str) and 0 < len(a["key"]) <= 300 for a in value)
+    ):
+        raise ProtocolError(
+            INVALID_ATTACHMENT,
+            f'Put 1 to {MAX_ATTACHMENTS} objects {{"key": "..."}} of uploaded files in "attachments".',
+        )
+    keys = [a["key"] for a in value]
+    if len(set(keys)) != len(keys):
+        raise ProtocolError(INVALID_ATTACHMENT, "The same file is attached twice.")
+    return keys
 
 
 def reply_to_field(body: dict[str, Any]) -> str | None:
@@ -360,6 +386,7 @@ def welcome_frame(
     truncated: bool = False,
     sender: str | None = None,
     operator: bool = False,
+    upload_token: str | None = None,
 ) -> dict[str, Any]:
     """
     The first frame of a socket. ``truncated``: ``history`` holds the latest
@@ -376,6 +403,7 @@ def welcome_frame(
         "truncated": truncated,
         "sender": sender,
         "operator": operator,
+        "uploadToken": upload_token,
     }
 
 
@@ -403,6 +431,7 @@ def message_frame(
     reactions: dict[str, int] | None = None,
     version: int = 1,
     edited_at: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """
     A chat message in its current state. ``seq`` orders the room: every
@@ -431,6 +460,8 @@ def message_frame(
         frame["replyTo"] = reply_to
     if edited_at:
         frame["editedAt"] = edited_at
+    if attachments:
+        frame["attachments"] = attachments
     return frame
 
 

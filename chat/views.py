@@ -3,6 +3,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
 
 from . import protocol, services
 
@@ -10,6 +11,7 @@ from . import protocol, services
 ROOM_PLACEHOLDER = "ROOM_NAME"
 
 
+@ensure_csrf_cookie  # a logged-in person's upload request carries the session cookie, so it is CSRF-checked
 def room(request: HttpRequest, room: str = protocol.DEFAULT_ROOM) -> HttpResponse:
     """The chat page for one room; the script reads its settings from the JSON in ``chat-config``."""
     config = {

@@ -413,6 +413,40 @@ if STATIC_ORIGIN:
     for _directive in ("script-src", "style-src", "img-src", "font-src"):
         CONTENT_SECURITY_POLICY["DIRECTIVES"][_directive].append(STATIC_ORIGIN)
 
+# --- Uploads (docs/uploads.md) ------------------------------------------------
+
+# The bucket people's files go to, straight from the browser (a presigned POST).
+# Unset: uploads are off. `make run` starts a local S3 and sets it.
+CHAT_UPLOADS_BUCKET = env("CHAT_UPLOADS_BUCKET")
+# Largest file, in bytes.
+CHAT_MAX_UPLOAD_BYTES = env_int("CHAT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+# MIME types people may upload. Only raster images are ever shown inline.
+CHAT_UPLOAD_TYPES = [
+    kind.strip()
+    for kind in env(
+        "CHAT_UPLOAD_TYPES", "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,application/zip"
+    ).split(",")
+    if kind.strip()
+]
+# Seconds the welcome's uploadToken is good for, and a presigned GET of an attachment.
+CHAT_UPLOAD_TOKEN_TTL = env_int("CHAT_UPLOAD_TOKEN_TTL", 3600)
+CHAT_ATTACHMENT_URL_TTL = env_int("CHAT_ATTACHMENT_URL_TTL", 3600)
+# Uploads one sender may sign a minute.
+CHAT_UPLOADS_PER_MINUTE = env_int("CHAT_UPLOADS_PER_MINUTE", 20)
+# CloudFront domain serving the uploads bucket: attachment URLs use it rather than presigned GETs.
+CHAT_UPLOADS_CDN_DOMAIN = env("CHAT_UPLOADS_CDN_DOMAIN")
+# Where attachments are shown from (img-src) and where the page POSTs them (connect-src): nothing wider.
+if CHAT_UPLOADS_BUCKET:
+    _uploads_origin = static_origin(
+        static_url="/", bucket=CHAT_UPLOADS_BUCKET, endpoint_url=AWS_S3_ENDPOINT_URL, region=AWS_S3_REGION_NAME
+    )
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["connect-src"].append(_uploads_origin)
+    if CHAT_UPLOADS_CDN_DOMAIN:
+        _uploads_origin = static_origin(
+            static_url="/", bucket=CHAT_UPLOADS_BUCKET, custom_domain=CHAT_UPLOADS_CDN_DOMAIN
+        )
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"].append(_uploads_origin)
+
 # --- Logging -----------------------------------------------------------------
 
 LOG_LEVEL = env("CHAT_LOG_LEVEL", "INFO")

@@ -18,6 +18,7 @@ from .. import protocol
 from ..exceptions import ProtocolError, UnknownMessage
 from ..relay import get_room_relay
 from ..stores import Connection, get_message_store
+from ..uploads.attachments import forget as forget_attachments
 from .rooms import room_send
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ async def message_delete(
     now = await get_message_store().delete(room, message["seq"])
     if now is None:
         return None
+    await forget_attachments(message)
     logger.info(
         "message deleted", extra={"room": room, "message_id": message_id, "by": "operator" if operator else "sender"}
     )

@@ -18,6 +18,7 @@ from ..exceptions import StoreError
 from ..relay import LocalSocket, Room, get_room_relay
 from ..stores import Connection, get_connection_store, get_message_store
 from ..stores.base import SEND_PENDING
+from ..uploads.attachments import stored, with_urls
 from .conversation import current_quotes, reply_quote
 from .rooms import recent_items, room_announce, room_seed, room_send
 
@@ -113,7 +114,7 @@ async def connection_register(*, socket: LocalSocket, since: int | str | None = 
         if after is None:
             # A first visit gets messages in their current state; the events about them add nothing.
             history = [m for m in history if protocol.is_message(m)][-settings.CHAT_HISTORY_LIMIT :]
-        history, cut = protocol.latest_within(current_quotes(history), settings.CHAT_MAX_HISTORY_BYTES)
+        history, cut = protocol.latest_within(with_urls(current_quotes(history)), settings.CHAT_MAX_HISTORY_BYTES)
         return room, history, more or cut, upto
 
     try:
@@ -173,6 +174,7 @@ async def message_broadcast(
     text: str,
     client_message_id: str | None = None,
     reply_to: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any] | None, bool]:
     """
     ``sendMessage``: give the message the room's next seq, store it, then
@@ -182,6 +184,8 @@ async def message_broadcast(
     out live. Without a seq (the store cannot give one) it is not sent.
     ``reply_to``: the id of the message of the room it answers, quoted in
     the frame (``ProtocolError`` if the room has no such message).
+    ``attachments``: checked files (``chat.uploads.attachments.checked``);
+    stored without URLs, sent with fresh ones.
 
     With ``client_message_id``, a send that ``identity`` already made in
     this room within ``CHAT_DEDUP_WINDOW`` is not made again: returns
@@ -197,7 +201,8 @@ async def message_broadcast(
         original = await store.claim_send(key, expires_at=int(time.time()) + settings.CHAT_DEDUP_WINDOW)
         if original is not None:
             logger.info("resent message not sent again", extra={"room": room, "seq": original or None})
-            return (await store.get(room, original) if original != SEND_PENDING else None), True
+            again = await store.get(room, original) if original != SEND_PENDING else None
+            return (with_urls([again])[0] if again else None), True
     seq = await store.next_seq(room)  # failing, the claim lapses after PENDING_SEND_LAPSE: a retry goes ahead
     frame = protocol.message_frame(
         message_id=protocol.new_message_id(),
@@ -210,6 +215,7 @@ async def message_broadcast(
         client_message_id=client_message_id,
         sender=protocol.sender_tag(identity),
         reply_to=quote,
+        attachments=stored(attachments) if attachments else None,
     )
     expires_at = int(time.time()) + settings.CHAT_HISTORY_RETENTION
     # The claim is settled beside the history write, not after it: were the write to fail or
@@ -223,6 +229,8 @@ async def message_broadcast(
             logger.warning("message not stored: %s", outcome or "timed out", extra={"room": room, "seq": seq})
         elif isinstance(outcome, BaseException):
             raise outcome
+    if attachments:
+        frame = with_urls([frame])[0]
     try:
         await room_send(room=room, frame=frame, message_id=frame["id"], seq=seq)
     except Exception:
@@ -258,12 +266,12 @@ async def history_page(*, room: str, before: int | str | None = None, after: int
         # Forward, the room's stream replays: messages, and the events about them.
         messages, more = await store.after(room, after, limit=limit)
         # Forward pages keep the earliest that fit, so the next page starts where this one ends.
-        messages, cut = protocol.earliest_within(current_quotes(messages), settings.CHAT_MAX_HISTORY_BYTES)
+        messages, cut = protocol.earliest_within(with_urls(current_quotes(messages)), settings.CHAT_MAX_HISTORY_BYTES)
         return protocol.history_frame(messages=messages, more=more or cut)
     if isinstance(before, str):  # an id: the messages whose ids sort below it
         before = await store.seq_by_id(room, before, inclusive=False) + 1
     # Back, messages only: each already in its current state. An event in the page leaves it shorter.
     items, more = await store.before(room, before, limit=limit)
-    messages = current_quotes([m for m in items if protocol.is_message(m)])
+    messages = with_urls(current_quotes([m for m in items if protocol.is_message(m)]))
     messages, cut = protocol.latest_within(messages, settings.CHAT_MAX_HISTORY_BYTES)
     return protocol.history_frame(messages=messages, more=more or cut)

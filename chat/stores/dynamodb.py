@@ -561,6 +561,9 @@ class DynamoDBMessageStore(MessageStore):
                     item[field] = {"S": message[field]}
             if message.get("replyTo"):
                 item["replyTo"] = {"S": json.dumps(message["replyTo"], ensure_ascii=False)}
+            if message.get("attachments"):
+                kept = [{k: a[k] for k in ("key", "name", "size", "type")} for a in message["attachments"]]
+                item["attachments"] = {"S": json.dumps(kept, ensure_ascii=False)}
             # Empty maps, so that a reaction can ADD to a set inside them.
             item["reactions"] = {"M": {}}
             item["reactionsBy"] = {"M": {}}
@@ -666,9 +669,16 @@ class DynamoDBMessageStore(MessageStore):
             return await self._change(
                 room,
                 seq,
-                ", #del = :yes REMOVE #m, #r, #b, #reply, #at",
+                ", #del = :yes REMOVE #m, #r, #b, #reply, #at, #files",
                 "",
-                names={"#m": "message", "#r": "reactions", "#b": "reactionsBy", "#reply": "replyTo", "#at": "editedAt"},
+                names={
+                    "#m": "message",
+                    "#r": "reactions",
+                    "#b": "reactionsBy",
+                    "#reply": "replyTo",
+                    "#at": "editedAt",
+                    "#files": "attachments",
+                },
                 values={":yes": {"BOOL": True}},
             )
         except ConditionFailed:
@@ -818,6 +828,7 @@ def _message(item: dict[str, Any]) -> dict[str, Any]:
         client_message_id=item.get("clientMessageId", {}).get("S"),
         sender=sender,
         reply_to=json.loads(item["replyTo"]["S"]) if "replyTo" in item else None,
+        attachments=json.loads(item["attachments"]["S"]) if "attachments" in item else None,
         reactions=reactions,
         version=version,
         edited_at=item.get("editedAt", {}).get("S"),
