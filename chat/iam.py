@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.staticfiles.storage import ManifestFilesMixin
 
+from chat.uploads.storage import PREFIX as UPLOADS_PREFIX
+
 APPLICATION = "application"
 TABLE_SETUP = "table-setup"
 STATIC_DEPLOY = "static-deploy"
@@ -36,13 +38,15 @@ TABLES = {
 
 # The bucket named in policies printed while AWS_STORAGE_BUCKET_NAME is unset.
 EXAMPLE_BUCKET = "chat-static"
+# The uploads bucket named in policies printed while CHAT_UPLOADS_BUCKET is unset.
+EXAMPLE_UPLOADS_BUCKET = "chat-uploads"
 
 
 @dataclass(frozen=True)
 class Grant:
     policy: str
     action: str
-    # "table:<logical name>", "indexes:<logical name>", "bucket", "objects" or "manifest".
+    # "table:<logical name>", "indexes:<logical name>", "bucket", "objects", "manifest" or "uploads".
     resource: str
     why: str
 
@@ -75,6 +79,11 @@ GRANTS = (
     Grant(APPLICATION, "dynamodb:GetItem", "table:rooms", "finds the seq a resent message got; moderation rules"),
     # The running server: static files on S3.
     Grant(APPLICATION, "s3:GetObject", "manifest", "reads the static manifest to name hashed files (S3 only)"),
+    # The running server: files people upload (the browser's POST is authorized by the server's signature).
+    Grant(APPLICATION, "s3:PutObject", "uploads", "signs the presigned POST a browser uploads a file with"),
+    Grant(APPLICATION, "s3:GetObject", "uploads", "checks an attachment (HeadObject); signs presigned GETs"),
+    Grant(APPLICATION, "s3:PutObjectTagging", "uploads", "tags an attachment chat-sent=yes once its message is sent"),
+    Grant(APPLICATION, "s3:DeleteObject", "uploads", "deleting a message deletes its attachments"),
     # Creating the tables.
     *(
         Grant(TABLE_SETUP, action, f"table:{table}", why)
@@ -96,13 +105,17 @@ GRANTS = (
 
 @dataclass(frozen=True)
 class Names:
-    """What policies name: the region and account of the tables, the table names, the bucket and its prefix."""
+    """
+    What policies name: the region and account of the tables, the table names, the static
+    files' bucket and its prefix, and the uploads bucket.
+    """
 
     region: str
     account: str
     tables: dict[str, str]
     bucket: str
     location: str
+    uploads_bucket: str
 
     @classmethod
     def from_settings(cls, account: str = "*") -> "Names":
@@ -112,6 +125,7 @@ class Names:
             tables={key: getattr(settings, setting) for key, setting in TABLES.items()},
             bucket=settings.AWS_STORAGE_BUCKET_NAME or EXAMPLE_BUCKET,
             location=settings.AWS_LOCATION,
+            uploads_bucket=settings.CHAT_UPLOADS_BUCKET or EXAMPLE_UPLOADS_BUCKET,
         )
 
     def arns(self) -> dict[str, str]:
@@ -125,6 +139,7 @@ class Names:
         arns["bucket"] = f"arn:aws:s3:::{self.bucket}"
         arns["objects"] = f"arn:aws:s3:::{self.bucket}/{prefix}*"
         arns["manifest"] = f"arn:aws:s3:::{self.bucket}/{prefix}{ManifestFilesMixin.manifest_name}"
+        arns["uploads"] = f"arn:aws:s3:::{self.uploads_bucket}/{UPLOADS_PREFIX}/*"
         return arns
 
 

@@ -1,8 +1,8 @@
 """
 What ships to AWS, checked as far as this machine allows: the CloudFormation
-template passes cfn-lint and matches the code, the ECS task definition is a
-valid RegisterTaskDefinition request, and every way of serving runs the
-Procfile's daphne command with health checks on /healthz.
+template passes cfn-lint and matches the code, the ECS task definition and
+the uploads bucket's S3 settings are valid API requests, and every way of
+serving runs the Procfile's daphne command with health checks on /healthz.
 """
 
 import json
@@ -17,9 +17,11 @@ import pytest
 import yaml
 from botocore.validate import validate_parameters
 from cfnlint.decode import cfn_yaml
+from django.conf import settings
 
 from chat import health
-from chat.iam import APPLICATION, STATIC_DEPLOY, TABLES
+from chat.iam import APPLICATION, EXAMPLE_UPLOADS_BUCKET, STATIC_DEPLOY, TABLES
+from chat.uploads import storage
 
 from .support.daphne import procfile_command, serve_argv
 from .support.processes import ROOT
@@ -28,6 +30,9 @@ TEMPLATE = ROOT / "deploy" / "cloudformation" / "chat.yaml"
 TASK_DEFINITION = ROOT / "deploy" / "ecs" / "task-definition.json"
 EB_CONFIG = ROOT / ".ebextensions" / "01-chat.config"
 NGINX = ROOT / ".platform" / "nginx" / "conf.d"
+# The uploads bucket's CORS and lifecycle as S3 API requests, for a bucket made without CloudFormation.
+UPLOADS_CORS = ROOT / "deploy" / "s3" / "uploads-cors.json"
+UPLOADS_LIFECYCLE = ROOT / "deploy" / "s3" / "uploads-lifecycle.json"
 ALB_IDLE_TIMEOUT = 3600  # seconds a quiet WebSocket stays open through the load balancer
 
 # Template role -> the deploy/iam/ document it must match.
@@ -41,7 +46,12 @@ TEMPLATE_TABLES = {
 }
 # Tables worth restoring to a point in time; heartbeats are rewritten every interval.
 RECOVERABLE_TABLES = {"ConnectionsTable", "MessagesTable", "RoomsTable"}
-# What the template's substitutions stand for in deploy/iam/'s default documents.
+# Each bucket -> its policy, and the CloudFront distribution that alone may read it.
+TEMPLATE_BUCKETS = {
+    "StaticBucket": ("StaticBucketPolicy", "StaticDistribution"),
+    "UploadsBucket": ("UploadsBucketPolicy", "UploadsDistribution"),
+}
+# What the template's substitutions stand for in deploy/'s example documents (deploy/iam/'s default names).
 DEFAULT_NAMES = {
     "AWS::Partition": "aws",
     "AWS::Region": "us-east-1",
@@ -51,6 +61,8 @@ DEFAULT_NAMES = {
     "MessagesTable": "ChatMessages",
     "RoomsTable": "ChatRooms",
     "StaticBucket": "chat-static",
+    "UploadsBucket": EXAMPLE_UPLOADS_BUCKET,
+    "DomainName": "chat.example.com",
 }
 
 
@@ -119,15 +131,117 @@ def test_every_table_is_on_demand_encrypted_and_expires_items(template):
     assert template["Resources"]["MessagesTable"]["DeletionPolicy"] == "Retain"
 
 
-def test_the_static_bucket_is_private_and_read_only_by_cloudfront(template):
-    [bucket] = resources(template, "AWS::S3::Bucket").values()
+@pytest.mark.parametrize("name", list(TEMPLATE_BUCKETS))
+def test_each_bucket_is_private_encrypted_and_read_only_by_its_cloudfront(template, name):
+    buckets = resources(template, "AWS::S3::Bucket")
+    assert set(buckets) == set(TEMPLATE_BUCKETS)
+    bucket = buckets[name]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
-    [policy] = resources(template, "AWS::S3::BucketPolicy").values()
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    policy_name, distribution_name = TEMPLATE_BUCKETS[name]
+    policy = resources(template, "AWS::S3::BucketPolicy")[policy_name]
+    assert policy["Bucket"] == {"Ref": name}
     allows = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
-    assert [s["Principal"] for s in allows] == [{"Service": "cloudfront.amazonaws.com"}]
-    [distribution] = resources(template, "AWS::CloudFront::Distribution").values()
-    [origin] = distribution["DistributionConfig"]["Origins"]
+    assert [(s["Principal"], s["Action"]) for s in allows] == [
+        ({"Service": "cloudfront.amazonaws.com"}, "s3:GetObject")
+    ]
+    assert (
+        f"distribution/${{{distribution_name}}}" in allows[0]["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    )
+    [origin] = resources(template, "AWS::CloudFront::Distribution")[distribution_name]["DistributionConfig"]["Origins"]
     assert "OriginAccessControlId" in origin
+    assert origin["DomainName"] == {"Fn::GetAtt": [name, "RegionalDomainName"]}
+
+
+def uploads_bucket(template: dict) -> dict:
+    return template["Resources"]["UploadsBucket"]["Properties"]
+
+
+def test_only_the_site_may_post_files_to_the_uploads_bucket(template):
+    [rule] = uploads_bucket(template)["CorsConfiguration"]["CorsRules"]
+    assert sorted(rule["AllowedMethods"]) == ["GET", "POST"]
+    [cfn_container] = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    environment = {e["Name"]: e["Value"] for e in cfn_container["Environment"]}
+    assert rule["AllowedOrigins"] == [environment["DJANGO_CSRF_TRUSTED_ORIGINS"]]
+
+
+def test_uploads_expire_with_the_history_and_unsent_ones_after_a_day(template):
+    rules = {rule["Id"]: rule for rule in uploads_bucket(template)["LifecycleConfiguration"]["Rules"]}
+    prefix = f"{storage.PREFIX}/"
+    # The tasks keep the default history retention (the template does not set it).
+    [cfn_container] = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert "CHAT_HISTORY_RETENTION" not in {e["Name"] for e in cfn_container["Environment"]}
+    assert rules == {
+        "expire-with-history": {
+            "Id": "expire-with-history",
+            "Status": "Enabled",
+            "Prefix": prefix,
+            "ExpirationInDays": settings.CHAT_HISTORY_RETENTION // 86400,
+        },
+        "expire-unsent": {
+            "Id": "expire-unsent",
+            "Status": "Enabled",
+            "Prefix": prefix,
+            "TagFilters": [{"Key": storage.SENT_TAG, "Value": "no"}],
+            "ExpirationInDays": 1,
+        },
+    }
+
+
+def test_the_tasks_serve_uploads_through_their_own_cloudfront_with_nosniff(template, task_definition):
+    distribution = template["Resources"]["UploadsDistribution"]["Properties"]["DistributionConfig"]
+    behavior = distribution["DefaultCacheBehavior"]
+    assert behavior["AllowedMethods"] == ["GET", "HEAD"]
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    headers = template["Resources"][behavior["ResponseHeadersPolicyId"]["Ref"]]["Properties"]
+    assert headers["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentTypeOptions"] == {"Override": True}
+    [cfn_container] = template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    environment = {e["Name"]: e["Value"] for e in cfn_container["Environment"]}
+    assert environment["CHAT_UPLOADS_BUCKET"] == {"Ref": "UploadsBucket"}
+    # Not the static files' domain, which the page's CSP admits for scripts.
+    assert environment["CHAT_UPLOADS_CDN_DOMAIN"] == {"Fn::GetAtt": ["UploadsDistribution", "DomainName"]}
+    [container] = task_definition["containerDefinitions"]
+    names = {e["name"]: e["value"] for e in container["environment"]}
+    assert names["CHAT_UPLOADS_BUCKET"] == EXAMPLE_UPLOADS_BUCKET
+    assert names["CHAT_UPLOADS_CDN_DOMAIN"] != names["AWS_S3_CUSTOM_DOMAIN"]
+
+
+def s3_cors_rule(rule: dict) -> dict:
+    """A template CorsRule as the PutBucketCors request's CORSRule."""
+    names = {"AllowedHeaders": "AllowedHeaders", "AllowedMethods": "AllowedMethods", "MaxAge": "MaxAgeSeconds"}
+    return {
+        **{names[key]: value for key, value in rule.items() if key != "AllowedOrigins"},
+        "AllowedOrigins": [substitute(origin) for origin in rule["AllowedOrigins"]],
+    }
+
+
+def s3_lifecycle_rule(rule: dict) -> dict:
+    """A template lifecycle Rule as the PutBucketLifecycleConfiguration request's Rule."""
+    tags = rule.get("TagFilters")
+    return {
+        "ID": rule["Id"],
+        "Status": rule["Status"],
+        "Filter": {"And": {"Prefix": rule["Prefix"], "Tags": tags}} if tags else {"Prefix": rule["Prefix"]},
+        "Expiration": {"Days": rule["ExpirationInDays"]},
+    }
+
+
+def test_the_uploads_bucket_settings_without_cloudformation_are_the_templates(template):
+    model = botocore.session.get_session().get_service_model("s3")
+    cors = json.loads(UPLOADS_CORS.read_text())
+    lifecycle = json.loads(UPLOADS_LIFECYCLE.read_text())
+    validate_parameters(
+        {"Bucket": EXAMPLE_UPLOADS_BUCKET, "CORSConfiguration": cors},
+        model.operation_model("PutBucketCors").input_shape,
+    )
+    validate_parameters(
+        {"Bucket": EXAMPLE_UPLOADS_BUCKET, "LifecycleConfiguration": lifecycle},
+        model.operation_model("PutBucketLifecycleConfiguration").input_shape,
+    )
+    bucket = uploads_bucket(template)
+    assert cors == {"CORSRules": [s3_cors_rule(rule) for rule in bucket["CorsConfiguration"]["CorsRules"]]}
+    assert lifecycle == {"Rules": [s3_lifecycle_rule(rule) for rule in bucket["LifecycleConfiguration"]["Rules"]]}
 
 
 def test_the_database_password_comes_from_secrets_manager(template):

@@ -4,6 +4,7 @@ every AWS operation any process performed is allowed, and (on a full run)
 every granted action on every granted resource was performed somewhere.
 """
 
+import dataclasses
 import fnmatch
 import json
 import os
@@ -15,7 +16,9 @@ import pytest
 
 from chat.iam import APPLICATION, GRANTS, POLICIES, STATIC_DEPLOY, TABLE_SETUP, TABLES, Names, policy_document
 
+from .support import aws_recorder
 from .support.processes import ROOT
+from .support.recorded import python_argv
 
 POLICY_DIR = ROOT / "deploy" / "iam"
 ACCOUNT = "123456789012"  # any account: the documents name tables in every account ("*")
@@ -34,6 +37,7 @@ S3_ACTIONS = {
     "HeadObject": "s3:GetObject",
     "PutObject": "s3:PutObject",
     "DeleteObject": "s3:DeleteObject",
+    "PutObjectTagging": "s3:PutObjectTagging",
     "ListObjects": "s3:ListBucket",
     "ListObjectsV2": "s3:ListBucket",
 }
@@ -53,8 +57,9 @@ def required(record: dict) -> list[tuple[str, str]]:
         return [(f"dynamodb:{operation}", arn)]
     if service == "s3":
         bucket = f"arn:aws:s3:::{record['Bucket']}"
-        if record.get("notFound"):
-            # A missing key answers 404 only with ListBucket on the bucket; 403 otherwise.
+        if record.get("notFound") and record["Bucket"] != Names.from_settings().uploads_bucket:
+            # A missing key answers 404 only with ListBucket on the bucket; 403 otherwise. The
+            # uploads code takes a 403 for a missing attachment, so there it needs no ListBucket.
             return [("s3:ListBucket", bucket)]
         if operation not in S3_ACTIONS:
             raise AssertionError(f"no rule for S3 {operation}: add the IAM action it needs to S3_ACTIONS")
@@ -85,7 +90,7 @@ def documents_for(record: dict, committed: dict[str, dict]) -> dict[str, dict]:
     if table is None or table in Names.from_settings().tables.values():
         return committed
     defaults = Names.from_settings()
-    names = Names(defaults.region, "*", dict.fromkeys(defaults.tables, table), defaults.bucket, defaults.location)
+    names = dataclasses.replace(defaults, account="*", tables=dict.fromkeys(defaults.tables, table))
     return {name: policy_document(name, names) for name in POLICIES}
 
 
@@ -136,6 +141,30 @@ def test_the_policies_name_every_table_the_settings_name():
 def test_every_grant_has_a_reason():
     for grant in GRANTS:
         assert grant.policy in POLICIES and grant.why.strip(), grant
+
+
+PRESIGNING = """
+import boto3
+
+s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
+s3.generate_presigned_post(Bucket="chat-uploads", Key="uploads/lobby/01J/photo.png")
+s3.generate_presigned_url("get_object", Params={"Bucket": "chat-uploads", "Key": "uploads/lobby/01J/photo.png"})
+"""
+
+
+def test_presigned_requests_are_recorded_as_the_operations_they_allow(tmp_path):
+    """Signing calls nothing, but S3 authorizes whoever uses the POST or URL by the signer's permissions."""
+    script = tmp_path / "presign.py"
+    script.write_text(PRESIGNING)
+    directory = tmp_path / "records"  # not the run's: these signatures are no use of a grant
+    directory.mkdir()
+    env = {**os.environ, aws_recorder.ENV: str(directory)}
+    subprocess.run(python_argv(str(script)), cwd=ROOT, env=env, capture_output=True, timeout=60, check=True)
+    records = aws_recorder.read_records(directory)
+    assert {(r["service"], r["operation"], r["Bucket"], r["Key"], r.get("presigned")) for r in records} == {
+        ("s3", "PutObject", "chat-uploads", "uploads/lobby/01J/photo.png", True),
+        ("s3", "GetObject", "chat-uploads", "uploads/lobby/01J/photo.png", True),
+    }
 
 
 @pytest.mark.runs_last

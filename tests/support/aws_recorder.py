@@ -5,7 +5,12 @@ prove the IAM policies in ``deploy/iam/`` grant exactly what the code uses.
 ``install()`` registers a ``before-parameter-build`` handler on every botocore
 client the process creates from then on. The handler only writes one JSON
 line per distinct (operation, table/bucket/key) to a file of this process in
-the run's record directory; it changes nothing about the call. Child
+the run's record directory; it changes nothing about the call. A presigned
+request (``generate_presigned_url``, ``generate_presigned_post``) calls
+nothing, but whoever uses it is authorized by the credentials that signed
+it, so it is recorded as the operation it allows, marked ``presigned``: a
+presigned URL from its parameters, a presigned POST as ``PutObject`` on its
+bucket and key from the ``before-sign`` of the POST's policy. Child
 processes record too when they start through ``tests.support.recorded`` with
 the directory in their environment (``environment()``).
 
@@ -26,6 +31,8 @@ import botocore.session
 ENV = "TEST_AWS_RECORD_DIR"
 # Request parameters that name what an operation acts on.
 RESOURCE_PARAMS = ("TableName", "IndexName", "Bucket", "Key", "Prefix")
+# generate_presigned_post builds its URL from this operation's model, with only the Bucket.
+PRESIGNED_POST_STAND_IN = "CreateBucket"
 
 _lock = threading.Lock()
 _local = threading.local()
@@ -57,6 +64,9 @@ def install(directory: str | Path, label: str) -> None:
             if not getattr(_local, "unrecorded", False):
                 region = client.meta.region_name
                 client.meta.events.register("before-parameter-build", functools.partial(_record, region=region))
+                client.meta.events.register(
+                    "before-sign.s3.PutObject", functools.partial(_record_presigned_post, region=region)
+                )
                 client.meta.events.register("after-call", functools.partial(_record_not_found, region=region))
             return client
 
@@ -81,28 +91,42 @@ def unrecorded():
 
 
 def _record(params, model, context, region, **kwargs) -> None:
-    if context.get("is_presign_request"):
-        return  # building a URL (generate_presigned_url) calls nothing
     resource = {name: params[name] for name in RESOURCE_PARAMS if isinstance(params.get(name), str)}
     context["recorded_resource"] = resource
+    if context.get("is_presign_request"):
+        if model.name == PRESIGNED_POST_STAND_IN:
+            return  # a presigned POST: recorded when its policy is signed (_record_presigned_post)
+        resource = {**resource, "presigned": True}
+    service = model.service_model.signing_name
     if isinstance(params.get("RequestItems"), dict):  # BatchWriteItem / BatchGetItem: authorized per table
         for table in params["RequestItems"]:
-            _write(model, region, {**resource, "TableName": table})
+            _write(service, model.name, region, {**resource, "TableName": table})
         return
-    _write(model, region, resource)
+    _write(service, model.name, region, resource)
+
+
+def _record_presigned_post(request, region, **kwargs) -> None:
+    # botocore signs a presigned POST's policy as PutObject, with the form fields (the key among
+    # them) in the request's context; an ordinary PutObject's signing has no such fields.
+    fields = request.context.get("s3-presign-post-fields")
+    if fields is None:
+        return
+    bucket = request.context.get("recorded_resource", {}).get("Bucket")
+    _write("s3", "PutObject", region, {"Bucket": bucket, "Key": fields["key"], "presigned": True})
 
 
 def _record_not_found(http_response, model, context, region, **kwargs) -> None:
     # Whether a missing S3 key answers 404 or 403 depends on one more permission.
     if http_response is not None and http_response.status_code == 404:
-        _write(model, region, {**context.get("recorded_resource", {}), "notFound": True})
+        resource = {**context.get("recorded_resource", {}), "notFound": True}
+        _write(model.service_model.signing_name, model.name, region, resource)
 
 
-def _write(model, region, resource: dict) -> None:
+def _write(service: str, operation: str, region, resource: dict) -> None:
     record = {
         "process": _state["label"],
-        "service": model.service_model.signing_name,
-        "operation": model.name,
+        "service": service,
+        "operation": operation,
         "region": region,
         **resource,
     }
