@@ -20,6 +20,7 @@ def room(request: HttpRequest, room: str = protocol.DEFAULT_ROOM) -> HttpRespons
         "maxLength": settings.CHAT_MAX_MESSAGE_LENGTH,
         "historyLimit": settings.CHAT_HISTORY_LIMIT,
         "editWindow": settings.CHAT_EDIT_WINDOW,
+        "uploadsUrl": reverse("chat:uploads"),
         "nameMaxLength": protocol.NAME_MAX_LENGTH,
         "socketPath": f"/ws/chat/{room}/",
         "lobbyUrl": reverse("chat:lobby"),

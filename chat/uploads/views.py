@@ -60,10 +60,14 @@ def uploads(request: HttpRequest) -> JsonResponse:
     if not isinstance(kind, str):
         return refusal(400, "bad_request", 'Put the file\'s MIME type in "type".')
     if size > settings.CHAT_MAX_UPLOAD_BYTES:
-        limit = settings.CHAT_MAX_UPLOAD_BYTES
-        return refusal(413, "too_large", f"That file has {size} bytes; the limit is {limit} ({limit / 2**20:.0f} MiB).")
+        return refusal(
+            413, "too_large", f"That file has {size} bytes; the limit is {settings.CHAT_MAX_UPLOAD_BYTES} bytes."
+        )
     if kind not in settings.CHAT_UPLOAD_TYPES:
-        return refusal(415, "type_not_allowed", "That kind of file cannot be sent here: images, PDF, text and zip can.")
+        allowed = ", ".join(settings.CHAT_UPLOAD_TYPES)
+        return refusal(
+            415, "type_not_allowed", f"Files of type {kind[:80]!r} cannot be sent here; these can: {allowed}."
+        )
     if not _allowed(uploader.sender):
         return refusal(429, "rate_limited", "Too many files at once: wait a minute, then try again.")
     name = name.strip()

@@ -1,7 +1,8 @@
 // The chat page: one WebSocket speaking the documented wire protocol.
 // Everything a person or the server wrote reaches the page as text nodes.
 // Features live in their own files, wired here: outbox.js, typing.js, reactions.js,
-// message_actions.js (reply, edit, delete), mentions.js, unread.js (title and notifications).
+// message_actions.js (reply, edit, delete), mentions.js, unread.js (title and notifications),
+// uploads.js (files and images).
 "use strict";
 
 (() => {
@@ -72,6 +73,7 @@
     too_many_reactions: "You have put as many different reactions on that message as one person can.",
     not_allowed: "Only the person who sent a message can change it.",
     edit_window_passed: `Messages can be edited for ${Math.round(EDIT_WINDOW_MS / 60000)} minutes after sending; that one is older.`,
+    invalid_attachment: "That file could not be attached: upload it again.",
   };
   // Refusals of a message that the outbox meets by sending it again a little later.
   const RETRY_WORDS = {
@@ -88,6 +90,7 @@
     "muted",
     "room_locked",
     "slow_mode",
+    "invalid_attachment",
   ]);
   // A `history` request for a gap that gets no answer in this long is asked again.
   const GAP_TIMEOUT_MS = 10000;
@@ -173,6 +176,11 @@
     deleteDialog: $("delete-dialog"),
     deletePreview: $("delete-preview"),
     notify: $("notify-button"),
+    conversation: $("conversation"),
+    attach: $("attach-button"),
+    picker: $("attach-input"),
+    tray: $("upload-tray"),
+    dropHint: $("drop-hint"),
   };
 
   const state = {
@@ -269,6 +277,18 @@
     storage,
     key: KEYS.notify,
     room: config.room,
+    announce,
+  });
+  const uploads = window.ChatUploads.create({
+    button: el.attach,
+    picker: el.picker,
+    tray: el.tray,
+    dropZone: el.conversation,
+    hint: el.dropHint,
+    input: el.input,
+    endpoint: config.uploadsUrl || "/api/uploads/",
+    onChange: updateComposer,
+    onError: showError,
     announce,
   });
 
@@ -437,7 +457,7 @@
     else if (!continued && prefix) prefix.remove();
   }
 
-  function bubbleItem({ name, text, sentAt, own, automatic, senderKey, reply = null }) {
+  function bubbleItem({ name, text, sentAt, own, automatic, senderKey, reply = null, attachments = null }) {
     const parsed = sentAt ? new Date(sentAt).getTime() : Date.now();
     const item = make("li", "msg");
     if (own) item.classList.add("msg-own");
@@ -460,9 +480,14 @@
 
     const bubble = make("div", "bubble");
     if (reply) bubble.append(actions.quoteNode(reply));
-    const paragraph = make("p", "msg-text");
-    appendRichText(paragraph, text);
-    bubble.append(paragraph);
+    const files = window.ChatUploads.render(attachments);
+    // Files with no caption: no empty paragraph.
+    if (text || !files) {
+      const paragraph = make("p", "msg-text");
+      appendRichText(paragraph, text);
+      bubble.append(paragraph);
+    }
+    if (files) bubble.append(files);
     body.append(bubble);
     item.append(body);
     return item;
@@ -509,6 +534,7 @@
       automatic: false,
       senderKey: typeof frame.sender === "string" ? `s:${frame.sender}` : `c:${frame.connectionId}`,
       reply: !deleted && validReply(frame.replyTo) ? frame.replyTo : null,
+      attachments: deleted ? null : frame.attachments,
     });
     item.dataset.id = frame.id;
     if (seq !== null) item.dataset.seq = String(seq);
@@ -582,6 +608,8 @@
   function refresh(frame) {
     const item = shownMessage(frame.id);
     if (!item || item.dataset.deleted === "true") return;
+    // Every copy carries newly signed links to its files, whatever its version.
+    window.ChatUploads.refresh(item.querySelector(".msg-attachments"), frame.attachments);
     if (!Number.isSafeInteger(frame.version) || frame.version <= versionOf(item)) return;
     item.dataset.version = String(frame.version);
     if (frame.deleted === true) {
@@ -623,11 +651,15 @@
       );
       for (const { item, frame } of others) {
         const name = item.dataset.sender;
+        const files = window.ChatUploads.describe(frame.attachments);
         if (live) {
           const answering = validReply(frame.replyTo) ? ` (replying to ${frame.replyTo.name || "someone"})` : "";
-          announce(`${name}${answering}: ${frame.message}`);
+          if (!files) announce(`${name}${answering}: ${frame.message}`);
+          else if (!frame.message) announce(`${name}${answering} sent ${files}`);
+          else announce(`${name}${answering}: ${frame.message} (sent ${files})`);
         }
-        if (fresh) unread.arrived({ name, text: frame.message, mentionsMe: mentions.mentionsMe(frame.message), live });
+        const text = frame.message || (files ? `sent ${files}` : "");
+        if (fresh) unread.arrived({ name, text, mentionsMe: mentions.mentionsMe(frame.message), live });
       }
     }
     for (const frame of changes) applyChange(frame);
@@ -930,6 +962,8 @@
       state.me = frame.connectionId;
       state.sender = typeof frame.sender === "string" && frame.sender ? frame.sender : null;
       state.operator = frame.operator === true;
+      // Bound to this connection: each welcome brings its own (null: uploads are off).
+      uploads.setToken(frame.uploadToken);
       typing.reset();
       state.everOnline = true;
       state.attempt = 0;
@@ -1038,7 +1072,7 @@
         showError("Slow down: you are sending faster than this chat allows. Wait a moment, then try again.");
         return;
       }
-      if (aboutSending && FINAL_REFUSALS.has(frame.code)) unsend(outbox.refused({ final: true }));
+      if (aboutSending && FINAL_REFUSALS.has(frame.code)) unsend(outbox.refused({ final: true }), frame.code);
       const known = Object.hasOwn(ERROR_WORDS, frame.code);
       const serverWords = typeof frame.message === "string" && frame.message ? frame.message : "";
       showError(known ? ERROR_WORDS[frame.code] : serverWords || "Something went wrong.");
@@ -1076,6 +1110,7 @@
       automatic: false,
       senderKey: state.sender !== null ? `s:${state.sender}` : `c:${state.me}`,
       reply: entry.reply || null,
+      attachments: entry.attachments || null,
     });
     item.classList.add("msg-pending");
     item.dataset.state = "sending";
@@ -1118,14 +1153,16 @@
   }
 
   // The server will never take this message (too long for it, say): it leaves the list and,
-  // when the box is empty, goes back into it, so nothing typed is lost; otherwise its bubble
-  // stays, marked as not sent.
-  function unsend(entry) {
+  // when the box is empty, goes back into it (its files back into the tray, unless they were
+  // what the server refused), so nothing typed is lost; otherwise its bubble stays, marked as
+  // not sent.
+  function unsend(entry, code) {
     if (!entry) return;
     const item = state.pending.get(entry.id);
-    if (!el.input.value.trim()) {
+    if (!el.input.value.trim() && !uploads.busy() && !uploads.ready().length) {
       removePending(entry.id);
       el.input.value = entry.text;
+      if (entry.attachments && code !== "invalid_attachment") uploads.restore(entry.attachments);
       autosize();
       updateComposer();
     } else if (item) {
@@ -1211,8 +1248,11 @@
     const text = el.input.value.trim();
     const length = characters(text);
     const left = MAX_LENGTH - length;
+    // Files count only for a new message; one waits for every file still uploading.
+    const editing = actions.editing();
+    const files = editing ? 0 : uploads.ready().length;
     // Offline too: what is sent then waits in the outbox.
-    el.send.disabled = length === 0 || left < 0;
+    el.send.disabled = (length === 0 && files === 0) || left < 0 || (!editing && uploads.busy());
     if (left <= COUNTER_FROM) {
       el.counter.textContent = left >= 0 ? `${left} characters left` : `${-left} over the ${MAX_LENGTH}-character limit`;
       el.counter.dataset.over = String(left < 0);
@@ -1224,8 +1264,14 @@
 
   function submit() {
     const text = el.input.value.trim();
-    if (!text) {
-      if (actions.editing()) showError("Type the new text, or delete the message instead.");
+    const editing = actions.editing();
+    if (!editing && uploads.busy()) {
+      showError("Wait until your files are uploaded, or cancel them.");
+      return;
+    }
+    const attachments = editing ? [] : uploads.ready();
+    if (!text && !attachments.length) {
+      if (editing) showError("Type the new text, or delete the message instead.");
       return;
     }
     if (characters(text) > MAX_LENGTH) {
@@ -1240,7 +1286,8 @@
       return;
     }
     state.scrollOnNextOwn = true;
-    addPending(outbox.add(text, { reply: actions.replyingTo() }));
+    addPending(outbox.add(text, { reply: actions.replyingTo(), attachments }));
+    uploads.clear();
     actions.replied();
     if (state.status !== "online") announce("Not connected: your message is sent once the chat is back online.");
     el.input.value = "";

@@ -213,6 +213,30 @@ window.ChatMessageActions = (() => {
       return text ? text.textContent : "";
     }
 
+    // What a quote or the delete dialog shows of a message: its text, or the names of its files.
+    function summaryOf(item) {
+      const text = textOf(item);
+      if (text) return text;
+      const names = [...item.querySelectorAll(".msg-attachments [data-key]")].map((node) => {
+        const image = node.querySelector("img");
+        return image ? image.alt : node.querySelector(".attachment-name").textContent;
+      });
+      return names.length ? `📎 ${names.join(", ")}` : "";
+    }
+
+    // The paragraph of a message's text; a message that was only files gets one when edited.
+    function textNode(item) {
+      let text = item.querySelector(".msg-text");
+      if (!text) {
+        text = make("p", "msg-text");
+        const bubble = item.querySelector(".bubble");
+        const before = bubble.querySelector(":scope > .msg-attachments, :scope > .msg-menu-button");
+        if (before) before.before(text);
+        else bubble.append(text);
+      }
+      return text;
+    }
+
     function showMode(label, text) {
       composer.contextLabel.textContent = label;
       composer.contextText.textContent = text;
@@ -223,7 +247,7 @@ window.ChatMessageActions = (() => {
 
     function startReply(item) {
       endMode();
-      mode = { kind: "reply", id: item.dataset.id, name: item.dataset.sender, excerpt: excerptOf(textOf(item)) };
+      mode = { kind: "reply", id: item.dataset.id, name: item.dataset.sender, excerpt: excerptOf(summaryOf(item)) };
       showMode(`Replying to ${item.dataset.who === "You" ? "yourself" : item.dataset.sender}`, mode.excerpt);
       composer.contextCancel.setAttribute("aria-label", "Cancel the reply");
       composer.input.focus();
@@ -264,8 +288,7 @@ window.ChatMessageActions = (() => {
 
     function askDelete(item) {
       deleting = item;
-      const text = textOf(item);
-      dialog.preview.textContent = `${item.dataset.who}: ${excerptOf(text)}`;
+      dialog.preview.textContent = `${item.dataset.who}: ${excerptOf(summaryOf(item))}`;
       dialog.dialog.returnValue = "";
       dialog.dialog.showModal();
     }
@@ -316,7 +339,7 @@ window.ChatMessageActions = (() => {
       let marker = item.querySelector(".msg-edited");
       if (!marker) {
         marker = make("span", "msg-edited", "(edited)");
-        item.querySelector(".msg-text").after(marker);
+        textNode(item).after(marker);
       }
       const when = editedAt ? new Date(editedAt) : null;
       if (when && !Number.isNaN(when.getTime())) marker.title = `Edited ${when.toLocaleString()}`;
@@ -358,7 +381,7 @@ window.ChatMessageActions = (() => {
       },
       // The message's text is now `message` (a `message_edited` frame, or a newer copy).
       showEdit(item, { message, editedAt }) {
-        const text = item.querySelector(".msg-text");
+        const text = textNode(item);
         text.replaceChildren();
         renderText(text, message);
         markEdited(item, editedAt);

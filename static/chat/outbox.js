@@ -4,11 +4,14 @@
 // the outbox may send a message again whenever it cannot tell whether it arrived.
 // It keeps its messages in localStorage (one list per room), so a reload loses none.
 // A message may answer another: its entry keeps the quote shown with it ({id, name, excerpt}).
+// A message may carry uploaded files: its entry keeps them ({key, name, size, type}); with
+// files, its text may be empty.
 "use strict";
 
 window.ChatOutbox = (() => {
   const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
   const CLIENT_ID_PATTERN = /^[A-Za-z0-9_-]{22,128}$/;
+  const MAX_ATTACHMENTS = 10;
   // The one message in flight is sent again when no echo came within this long: past the
   // rate limit the server answers at most one refusal a second, so some go unanswered.
   const ECHO_TIMEOUT_MS = 5000;
@@ -39,9 +42,19 @@ window.ChatOutbox = (() => {
       typeof entry.id === "string" &&
       ID_PATTERN.test(entry.id) &&
       typeof entry.text === "string" &&
-      entry.text.length > 0 &&
+      (entry.text.length > 0 || entry.attachments !== undefined) &&
       typeof entry.queuedAt === "string" &&
-      (entry.reply === undefined || validReply(entry.reply))
+      (entry.reply === undefined || validReply(entry.reply)) &&
+      (entry.attachments === undefined || validAttachments(entry.attachments))
+    );
+  }
+
+  function validAttachments(attachments) {
+    return (
+      Array.isArray(attachments) &&
+      attachments.length > 0 &&
+      attachments.length <= MAX_ATTACHMENTS &&
+      attachments.every((item) => Boolean(item) && typeof item.key === "string" && item.key.length > 0)
     );
   }
 
@@ -94,6 +107,7 @@ window.ChatOutbox = (() => {
       const next = queue[0];
       const frame = { action: "sendMessage", message: next.text, clientMessageId: next.id };
       if (next.reply) frame.replyTo = next.reply.id;
+      if (next.attachments) frame.attachments = next.attachments.map(({ key }) => ({ key }));
       if (!send(frame)) {
         online = false;
         return;
@@ -115,11 +129,14 @@ window.ChatOutbox = (() => {
       entries() {
         return queue.slice();
       },
-      // Keep a new message (a reply when `reply` names the message it answers) and send it
-      // when its turn comes; returns its entry.
-      add(text, { reply = null } = {}) {
+      // Keep a new message (a reply when `reply` names the message it answers; with the
+      // uploaded files `attachments`) and send it when its turn comes; returns its entry.
+      add(text, { reply = null, attachments = [] } = {}) {
         const entry = { id: randomId(), text, queuedAt: new Date().toISOString() };
         if (reply && validReply(reply)) entry.reply = { id: reply.id, name: reply.name, excerpt: reply.excerpt };
+        if (validAttachments(attachments)) {
+          entry.attachments = attachments.map(({ key, name, size, type }) => ({ key, name, size, type }));
+        }
         queue.push(entry);
         save((list) => [...list.filter((item) => item.id !== entry.id), entry]);
         pump();

@@ -193,6 +193,7 @@ def test_the_chat_page_takes_its_files_from_the_bucket_and_chats_under_the_polic
         "message_actions.js",
         "mentions.js",
         "unread.js",
+        "uploads.js",
         "chat.js",
     }
 

@@ -1,5 +1,6 @@
 """The chat page in a real browser, as a person uses it: open, type, read."""
 
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -9,6 +10,13 @@ from playwright.sync_api import BrowserContext, Locator, Page, Response, WebSock
 # Longest wait for anything the page does by itself (connect, render, reconnect).
 WAIT_MS = 15_000
 SOCKETS = re.compile(r"/ws/chat/")
+# An init script: keeps every Content-Security-Policy violation the page reports (see ``policy_violations``).
+RECORD_VIOLATIONS = """
+window.policyViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.policyViolations.push({directive: event.effectiveDirective, blocked: event.blockedURI});
+});
+"""
 
 
 def room_path(room: str) -> str:
@@ -195,6 +203,90 @@ class ChatPage:
 
     def csp_violations(self) -> list[str]:
         return [line for line in self.console if "Content Security Policy" in line]
+
+    def policy_violations(self) -> list[dict]:
+        """The ``securitypolicyviolation`` events seen (the context needs ``RECORD_VIOLATIONS``)."""
+        return self.page.evaluate("window.policyViolations")
+
+    # --- Files -------------------------------------------------------------------
+
+    @property
+    def attach_button(self) -> Locator:
+        """The paperclip beside the composer."""
+        return self.page.get_by_role("button", name="Attach a file")
+
+    @property
+    def file_input(self) -> Locator:
+        """The hidden file input the paperclip opens."""
+        return self.page.locator("#attach-input")
+
+    @property
+    def upload_chips(self) -> Locator:
+        """Files above the composer: uploading, or uploaded and waiting for Send."""
+        return self.page.locator("#upload-tray .upload-chip")
+
+    def upload_chip(self, name: str) -> Locator:
+        return self.upload_chips.filter(has=self.page.locator(".upload-chip-name", has_text=name))
+
+    @property
+    def drop_hint(self) -> Locator:
+        return self.page.locator("#drop-hint")
+
+    def thumbnail(self, name: str) -> Locator:
+        """The inline image of the file ``name`` in a message."""
+        return self.messages.locator(f".msg-attachments img[alt={json.dumps(name)}]")
+
+    def file_card(self, name: str) -> Locator:
+        """The download card of the file ``name`` in a message."""
+        return self.messages.locator(".attachment-file").filter(
+            has=self.page.locator(".attachment-name").get_by_text(name, exact=True)
+        )
+
+    def wait_uploaded(self, name: str) -> None:
+        """Wait until the file ``name`` is uploaded: its chip offers to remove it, not to cancel it."""
+        chip = self.upload_chip(name)
+        expect(chip).to_have_attribute("data-state", "done", timeout=WAIT_MS)
+        expect(chip.get_by_role("button", name=f"Remove {name}")).to_be_visible(timeout=WAIT_MS)
+
+    def wait_image_loaded(self, image: Locator) -> None:
+        """Wait until ``image`` has loaded its picture (a broken one has no natural width)."""
+        expect(image).to_be_visible(timeout=WAIT_MS)
+        self.page.wait_for_function(
+            "image => image.complete && image.naturalWidth > 0", arg=image.element_handle(), timeout=WAIT_MS
+        )
+
+    def paste_files(self, files: list[dict]) -> None:
+        """Paste ``files`` (``{"name", "mimeType", "buffer"}``, as Playwright takes them) into the composer."""
+        self._dispatch_files("paste", files)
+
+    def drop_files(self, files: list[dict]) -> None:
+        """Drag ``files`` over the message list (checking the drop hint shows) and drop them there."""
+        self._dispatch_files("dragenter", files)
+        expect(self.drop_hint).to_be_visible(timeout=WAIT_MS)
+        self._dispatch_files("drop", files)
+
+    def _dispatch_files(self, kind: str, files: list[dict]) -> None:
+        payload = [
+            {"name": f["name"], "type": f["mimeType"], "base64": base64.b64encode(f["buffer"]).decode()} for f in files
+        ]
+        self.page.evaluate(
+            """([kind, files]) => {
+                const data = new DataTransfer();
+                for (const {name, type, base64} of files) {
+                    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+                    data.items.add(new File([bytes], name, {type}));
+                }
+                const options = {bubbles: true, cancelable: true};
+                if (kind === "paste") {
+                    document.getElementById("composer-input").dispatchEvent(
+                        new ClipboardEvent("paste", {...options, clipboardData: data}));
+                } else {
+                    document.getElementById("messages").dispatchEvent(
+                        new DragEvent(kind, {...options, dataTransfer: data}));
+                }
+            }""",
+            [kind, payload],
+        )
 
     # --- What a person does ------------------------------------------------------
 
