@@ -63,7 +63,11 @@ def install(directory: str | Path, label: str) -> None:
             client = original(self, *args, **kwargs)
             if not getattr(_local, "unrecorded", False):
                 region = client.meta.region_name
-                client.meta.events.register("before-parameter-build", functools.partial(_record, region=region))
+                # An unsigned client's URLs (django-storages' plain static URLs) authorize nothing.
+                signed = client.meta.config.signature_version is not botocore.UNSIGNED
+                client.meta.events.register(
+                    "before-parameter-build", functools.partial(_record, region=region, signed=signed)
+                )
                 client.meta.events.register(
                     "before-sign.s3.PutObject", functools.partial(_record_presigned_post, region=region)
                 )
@@ -90,10 +94,12 @@ def unrecorded():
         _local.unrecorded = previous
 
 
-def _record(params, model, context, region, **kwargs) -> None:
+def _record(params, model, context, region, signed=True, **kwargs) -> None:
     resource = {name: params[name] for name in RESOURCE_PARAMS if isinstance(params.get(name), str)}
     context["recorded_resource"] = resource
     if context.get("is_presign_request"):
+        if not signed:
+            return  # an unsigned URL is only a name: whoever fetches it is not authorized by us
         if model.name == PRESIGNED_POST_STAND_IN:
             return  # a presigned POST: recorded when its policy is signed (_record_presigned_post)
         resource = {**resource, "presigned": True}
