@@ -5,6 +5,7 @@ and each text frame is routed on its ``action`` through ``ROUTES``; what
 matches no route gets the ``$default`` answer, an error frame.
 """
 
+import functools
 import logging
 import time
 from importlib import import_module
@@ -247,7 +248,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         client_message_id = protocol.client_message_id(request.body)
         reply_to = protocol.reply_to_field(request.body)
         try:
-            await self._moderated()
+            # The same clientMessageId again is a resend: slow mode lets it through to get its original back.
+            resend = client_message_id and functools.partial(
+                services.message_resent,
+                room=self.connection.room,
+                identity=self.identity,
+                client_message_id=client_message_id,
+            )
+            await self._moderated(resend=resend or None)
             files = await checked(keys, room=self.connection.room, sender=self.tag) if keys else None
             frame, resent = await services.message_broadcast(
                 sender=self.connection,
@@ -276,10 +284,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             before = protocol.cursor_field(body, "before")
             await self.send_frame(await services.history_page(room=room, before=before))
 
-    async def _moderated(self, *, counts_turn: bool = True) -> None:
+    async def _moderated(self, *, counts_turn: bool = True, resend=None) -> None:
         """Refuse (``ProtocolError``) what a locked room, a mute or slow mode does not allow now."""
         refusal = await send_refusal(
-            room=self.connection.room, name=self.connection.name, tag=self.tag, counts_turn=counts_turn
+            room=self.connection.room, name=self.connection.name, tag=self.tag, counts_turn=counts_turn, resend=resend
         )
         if refusal is not None:
             raise ProtocolError(*refusal)

@@ -204,6 +204,22 @@ async def test_slow_mode_and_a_lock_apply_to_everyone_in_the_room(servers, room,
     await ann.close()
 
 
+async def test_a_resend_in_slow_mode_gets_its_original_back_rather_than_a_refusal(servers, room):
+    a, b = servers
+    identity = secrets.token_urlsafe(16)
+    ann = await join(a, room, "Ann", identity)
+    assert call(a, "PUT", f"/@rooms/{room}", json={"slowModeSeconds": 60}).status_code == 200
+    await ann.send({"action": "sendMessage", "message": "once", "clientMessageId": "m-1"})
+    first = await ann.receive_until(of_type(protocol.MESSAGE))
+    await ann.close()
+    back = await join(b, room, "Ann", identity)  # the page lost its socket before it knew: it sends again
+    await back.send({"action": "sendMessage", "message": "once", "clientMessageId": "m-1"})
+    answer = await back.receive_until(lambda f: f["type"] in (protocol.MESSAGE, protocol.ERROR))
+    assert answer == first
+    assert (await send(back, "a new one"))["code"] == protocol.SLOW_MODE
+    await back.close()
+
+
 async def test_slow_mode_counts_one_person_across_processes(servers, room):
     a, b = servers
     identity = secrets.token_urlsafe(16)

@@ -11,6 +11,7 @@ import logging
 import time
 import unicodedata
 import weakref
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from channels.layers import get_channel_layer
@@ -111,12 +112,20 @@ async def ban_refusal(*, name: str, tag: str) -> str | None:
     return f"You are banned from this chat {until_words(max(ends))}."
 
 
-async def send_refusal(*, room: str, name: str, tag: str, counts_turn: bool = True) -> tuple[str, str] | None:
+async def send_refusal(
+    *,
+    room: str,
+    name: str,
+    tag: str,
+    counts_turn: bool = True,
+    resend: Callable[[], Awaitable[bool]] | None = None,
+) -> tuple[str, str] | None:
     """
     Before a message is sent (or changed): ``(error code, sentence)`` when
     the room is locked, the person is muted there, or slow mode says not
     yet; None when it may go. With ``counts_turn``, a send that may go uses
-    the person's turn in slow mode.
+    the person's turn in slow mode, unless ``resend()`` says it is one sent
+    already (the same clientMessageId again: it gets its original back).
     """
     rules = await get_moderation_cache().rules(room)
     if rules.locked:
@@ -125,7 +134,7 @@ async def send_refusal(*, room: str, name: str, tag: str, counts_turn: bool = Tr
     muted = rules.muted_until(person_keys(name, tag), now)
     if muted is not None:
         return protocol.MUTED, f"You are muted in #{room} {until_words(muted)}."
-    if rules.slow_mode and counts_turn:
+    if rules.slow_mode and counts_turn and not (resend is not None and await resend()):
         again = await get_moderation_store().take_turn(room, tag, seconds=rules.slow_mode, now=now)
         if again is not None:
             wait = max(1, round(again - now))

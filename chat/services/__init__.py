@@ -37,6 +37,7 @@ from .people import (
     connection_register,
     history_page,
     message_broadcast,
+    message_resent,
 )
 from .processes import (
     HEARTBEAT_TIMEOUT_INTERVALS,
@@ -78,6 +79,7 @@ __all__ = [
     "message_edit",
     "message_find",
     "message_react",
+    "message_resent",
     "reply_quote",
     "room_announce",
     "room_directory",

@@ -249,6 +249,11 @@ async def _quote(room: str, message_id: str) -> dict[str, Any]:
     return await reply_quote(room=room, message_id=message_id)
 
 
+async def message_resent(*, room: str, identity: str, client_message_id: str) -> bool:
+    """Whether this sender already sent (or is sending) ``client_message_id`` in ``room``: sending it is a resend."""
+    return await get_message_store().claimed(_send_key(room, identity, client_message_id))
+
+
 def _send_key(room: str, identity: str, client_message_id: str) -> str:
     # Hashed: a guest's identity is a secret that proves who they are, and is not stored as it is.
     return hashlib.sha256(f"{room}\0{identity}\0{client_message_id}".encode()).hexdigest()

@@ -253,6 +253,10 @@ class MessageStore(ABC):
     async def settle_send(self, key: str, seq: int) -> None:
         """Record the seq a claimed send got."""
 
+    @abstractmethod
+    async def claimed(self, key: str) -> bool:
+        """Whether a send of ``key`` is claimed and unexpired (made, or under way): a resend, not a new send."""
+
     # --- Changes to a message --------------------------------------------------
     # Each returns the message as it is now, ``version`` counted up by one.
     # The events that tell the room (``reaction``, ``message_edited``,

@@ -761,6 +761,10 @@ class DynamoDBMessageStore(MessageStore):
             return int(item["seq"]["N"]) if item else SEND_PENDING
         return None
 
+    async def claimed(self, key: str) -> bool:
+        item = await self.rooms_table.get_item({"key": {"S": f"send#{key}"}})
+        return item is not None and int(item[TTL_ATTRIBUTE]["N"]) >= int(time.time())
+
     async def settle_send(self, key: str, seq: int) -> None:
         await self.rooms_table.call(
             "update_item",

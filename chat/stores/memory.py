@@ -221,6 +221,10 @@ class MemoryMessageStore(MessageStore):
         self._sends[key] = (SEND_PENDING, expires_at, now)
         return None
 
+    async def claimed(self, key: str) -> bool:
+        known = self._sends.get(key)
+        return known is not None and known[1] > time.time()
+
     async def settle_send(self, key: str, seq: int) -> None:
         if key in self._sends:
             self._sends[key] = (seq, *self._sends[key][1:])

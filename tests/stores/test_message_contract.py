@@ -145,3 +145,12 @@ async def test_events_are_kept_in_the_order_of_the_room_beside_the_messages(stor
     (later,) = await stored(store, room, ["after"])
     assert await store.after(room, 0, limit=10) == ([message, event, later], False)
     assert await store.seq_by_id(room, later["id"], inclusive=False) == message["seq"]
+
+
+async def test_a_claimed_send_is_known_as_claimed_until_it_expires(store, room):
+    key = f"{room}-claimed"
+    assert await store.claimed(key) is False
+    assert await store.claim_send(key, expires_at=int(time.time()) + 60) is None
+    assert await store.claimed(key) is True
+    await store.claim_send(key + "-old", expires_at=int(time.time()) - 1)
+    assert await store.claimed(key + "-old") is False
