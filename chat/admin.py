@@ -26,7 +26,7 @@ from django.utils.http import urlencode
 
 from . import protocol, services
 from .exceptions import ConnectionGone, StoreError
-from .models import LiveConnection, ModeratedRoom
+from .models import VIEW_ROOMS, LiveConnection, ModeratedRoom
 from .moderation.admin import ModeratedRoomAdmin
 from .stores import Connection
 
@@ -104,7 +104,7 @@ class LiveConnectionAdmin(admin.ModelAdmin):
             "app_label": self.opts.app_label,
             "has_view_permission": True,
             # The room column links each room's moderation page for those who may see it.
-            "can_view_rooms": request.user.has_perm("chat.view_moderatedroom"),
+            "can_view_rooms": request.user.has_perm(VIEW_ROOMS),
             **extra,
         }
 

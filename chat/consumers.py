@@ -21,7 +21,7 @@ from . import metrics, protocol, services
 from .exceptions import ProtocolError, StoreError, TooManyReactions, UnknownMessage
 from .instance import get_server_instance
 from .limits import RefusalWindow, TokenBucket, client_address
-from .models import DELETE_MESSAGE_PERMISSION
+from .models import MODERATE_MESSAGES
 from .moderation.rules import ban_refusal, send_refusal
 from .names import guest_display_name
 from .relay import LocalSocket
@@ -363,7 +363,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             if user.is_authenticated:
                 self.identity = f"user:{user.pk}"
-                self.operator = user.is_active and user.is_staff and await user.ahas_perm(DELETE_MESSAGE_PERMISSION)
+                self.operator = user.is_active and user.is_staff and await user.ahas_perm(MODERATE_MESSAGES)
                 return user.get_username()[: protocol.NAME_MAX_LENGTH]
         if not settings.CHAT_ALLOW_ANONYMOUS:
             return None

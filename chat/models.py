@@ -7,8 +7,11 @@ so its permissions exist, and so the admin's log can name what was acted on.
 
 from django.db import models
 
-# Who may delete anyone's message: an operator (a staff user with it).
-DELETE_MESSAGE_PERMISSION = "chat.moderate_messages"
+# The moderation permissions (declared on LiveConnection and ModeratedRoom below), as has_perm names them.
+MODERATE_MESSAGES = "chat.moderate_messages"  # delete anyone's message: an operator
+MODERATE_PEOPLE = "chat.moderate_people"
+MODERATE_ROOMS = "chat.moderate_rooms"
+VIEW_ROOMS = "chat.view_moderatedroom"
 
 
 class LiveConnection(models.Model):

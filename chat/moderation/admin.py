@@ -27,10 +27,10 @@ from django.utils.http import urlencode
 
 from .. import protocol, services
 from ..exceptions import ProtocolError, StoreError, UnknownMessage
-from ..models import LiveConnection, ModeratedRoom
+from ..models import MODERATE_MESSAGES, MODERATE_PEOPLE, MODERATE_ROOMS, LiveConnection, ModeratedRoom
 from ..stores.base import RoomRules
 from . import actions
-from .api import LONGEST_SLOW_MODE, MODERATE_MESSAGES, MODERATE_PEOPLE, MODERATE_ROOMS
+from .api import LONGEST_SLOW_MODE
 from .rules import until_words
 
 logger = logging.getLogger(__name__)

@@ -24,15 +24,11 @@ from django.views.decorators.csrf import csrf_exempt
 from .. import protocol
 from ..api import authorize, error_response, log_action
 from ..exceptions import ProtocolError, StoreError, UnknownMessage
-from ..models import LiveConnection, ModeratedRoom
+from ..models import MODERATE_MESSAGES, MODERATE_PEOPLE, MODERATE_ROOMS, VIEW_ROOMS, LiveConnection, ModeratedRoom
 from . import actions
 
 logger = logging.getLogger(__name__)
 
-MODERATE_MESSAGES = "chat.moderate_messages"
-MODERATE_PEOPLE = "chat.moderate_people"
-MODERATE_ROOMS = "chat.moderate_rooms"
-VIEW_ROOMS = "chat.view_moderatedroom"
 # Longest slow mode, in seconds (a day).
 LONGEST_SLOW_MODE = 24 * 3600
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import expect
 
-from chat.models import DELETE_MESSAGE_PERMISSION
+from chat.models import MODERATE_MESSAGES
 
 from ..support.blocking_client import BlockingChatClient
 from ..support.chat_page import WAIT_MS, ChatPage, Relay
@@ -203,7 +203,7 @@ def test_a_delete_asks_first_then_shows_a_tombstone_for_both(open_chat, room):
 
 
 def test_an_operator_may_delete_anyones_message_and_others_may_not(new_context, server_env, start_server, room):
-    moderator = new_user("moderator", perms=[DELETE_MESSAGE_PERMISSION.split(".", 1)[1]])
+    moderator = new_user("moderator", perms=[MODERATE_MESSAGES.split(".", 1)[1]])
     database = ServerDatabase.sqlite()
     try:
         database.prepare(server_env, [moderator])
