@@ -69,6 +69,7 @@ async def instance_heartbeat(
     intact = await asyncio.wait_for(
         store.heartbeat(
             instance_id,
+            beat=time.monotonic_ns(),
             at=now,
             stale_at=now + interval * STALE_AFTER_INTERVALS,
             expires_at=int(now + max(settings.CHAT_CONNECTION_TTL, interval * 10)),

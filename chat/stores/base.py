@@ -78,6 +78,7 @@ class Instance:
     swept_by: str = ""  # the sweeper that claimed it, if one has
     swept_at: float = 0.0  # epoch seconds of that claim
     rooms: dict[str, int] = field(default_factory=dict)  # the rooms it serves -> its sockets there
+    beat: int = 0  # grows with each of its heartbeats
 
 
 def _no_options(store: object, options: dict[str, Any], setting: str) -> None:
@@ -149,13 +150,25 @@ class ConnectionStore(ABC):
 
     @abstractmethod
     async def heartbeat(
-        self, instance_id: str, *, at: float, stale_at: float, expires_at: int, rooms: dict[str, int] | None = None
+        self,
+        instance_id: str,
+        *,
+        beat: int,
+        at: float,
+        stale_at: float,
+        expires_at: int,
+        rooms: dict[str, int] | None = None,
     ) -> bool:
         """
         Record that ``instance_id`` is alive until ``stale_at``, dropping any
         sweeper's claim, with the ``rooms`` it serves (name -> its sockets
         there) when given. True if its heartbeat was on record and unclaimed:
         False means a sweep may have removed its connections.
+
+        ``beat`` grows with each heartbeat of a process. One not above the
+        last recorded (a write held up in the network that lands after a
+        later one) changes nothing, so it cannot turn a process stale again
+        and get it swept; it returns True.
         """
 
     @abstractmethod

@@ -422,24 +422,40 @@ class DynamoDBConnectionStore(ConnectionStore):
     # --- Server processes ------------------------------------------------------
 
     async def heartbeat(
-        self, instance_id: str, *, at: float, stale_at: float, expires_at: int, rooms: dict[str, int] | None = None
+        self,
+        instance_id: str,
+        *,
+        beat: int,
+        at: float,
+        stale_at: float,
+        expires_at: int,
+        rooms: dict[str, int] | None = None,
     ) -> bool:
         names = {"#ttl": TTL_ATTRIBUTE}
-        values = {":at": {"N": f"{at:.3f}"}, ":stale": {"N": f"{stale_at:.3f}"}, ":expires": {"N": str(expires_at)}}
-        update = "SET heartbeatAt = :at, staleAt = :stale, #ttl = :expires"
+        values = {
+            ":beat": {"N": str(beat)},
+            ":at": {"N": f"{at:.3f}"},
+            ":stale": {"N": f"{stale_at:.3f}"},
+            ":expires": {"N": str(expires_at)},
+        }
+        update = "SET beat = :beat, heartbeatAt = :at, staleAt = :stale, #ttl = :expires"
         if rooms is not None:
             names["#rooms"] = "rooms"
             values[":rooms"] = {"M": {room: {"N": str(count)} for room, count in rooms.items()}}
             update += ", #rooms = :rooms"
-        response = await self.heartbeats.call(
-            "update_item",
-            TableName=self.heartbeats.table_name,
-            Key={"instanceId": {"S": instance_id}},
-            UpdateExpression=update + " REMOVE sweptBy, sweptAt",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_OLD",
-        )
+        try:
+            response = await self.heartbeats.call(
+                "update_item",
+                TableName=self.heartbeats.table_name,
+                Key={"instanceId": {"S": instance_id}},
+                UpdateExpression=update + " REMOVE sweptBy, sweptAt",
+                ConditionExpression="attribute_not_exists(beat) OR beat < :beat",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
+            )
+        except ConditionFailed:
+            return True  # a later heartbeat landed first: this one is news to no one
         old = response.get("Attributes")
         return old is not None and "sweptBy" not in old
 
@@ -518,6 +534,7 @@ def _instance(item: dict[str, Any]) -> Instance:
         swept_by=item.get("sweptBy", {}).get("S", ""),
         swept_at=float(item.get("sweptAt", {}).get("N", 0)),
         rooms={room: int(count["N"]) for room, count in item.get("rooms", {}).get("M", {}).items()},
+        beat=int(item.get("beat", {}).get("N", 0)),
     )
 
 

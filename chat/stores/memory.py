@@ -56,11 +56,20 @@ class MemoryConnectionStore(ConnectionStore):
             self._connections.pop(connection_id, None)
 
     async def heartbeat(
-        self, instance_id: str, *, at: float, stale_at: float, expires_at: int, rooms: dict[str, int] | None = None
+        self,
+        instance_id: str,
+        *,
+        beat: int,
+        at: float,
+        stale_at: float,
+        expires_at: int,
+        rooms: dict[str, int] | None = None,
     ) -> bool:
         known = self._instances.get(instance_id)
+        if known is not None and known.beat >= beat:
+            return True
         kept = known.rooms if known is not None and rooms is None else dict(rooms or {})
-        self._instances[instance_id] = Instance(instance_id, at, stale_at, rooms=kept)
+        self._instances[instance_id] = Instance(instance_id, at, stale_at, rooms=kept, beat=beat)
         return known is not None and not known.swept_by
 
     async def claim_instance(self, instance_id: str, *, sweeper: str, now: float, lapse_before: float) -> bool:

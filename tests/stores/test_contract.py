@@ -136,3 +136,20 @@ async def test_count_tells_how_many_a_room_has_up_to_the_limit(store, room):
 async def _add(store, connection: Connection) -> Connection:
     await store.add(connection)
     return connection
+
+
+async def test_a_heartbeat_that_lands_after_a_later_one_changes_nothing(store):
+    """A write held up in the network must not make a live process look stale (and get it swept)."""
+    instance_id = f"host-{uuid.uuid4().hex[:8]}"
+    now = time.time()
+    expires = int(now) + 3600
+    assert not await store.heartbeat(instance_id, beat=1, at=now, stale_at=now + 3, expires_at=expires)
+    assert await store.heartbeat(instance_id, beat=3, at=now + 2, stale_at=now + 5, expires_at=expires)
+    assert await store.claim_instance(instance_id, sweeper="other", now=now + 6, lapse_before=now) is True
+    assert await store.heartbeat(instance_id, beat=4, at=now + 6, stale_at=now + 9, expires_at=expires) is False
+
+    assert await store.heartbeat(instance_id, beat=2, at=now + 1, stale_at=now + 4, expires_at=expires) is True
+    recorded = await store.instance(instance_id)
+    assert (recorded.beat, recorded.stale_at, recorded.swept_by) == (4, pytest.approx(now + 9, abs=0.01), "")
+    assert await store.claim_instance(instance_id, sweeper="other", now=now + 7, lapse_before=now) is False
+    await store.forget_instance(instance_id)
