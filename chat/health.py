@@ -9,13 +9,16 @@ asks DynamoDB or Redis, so a shared dependency failing never gets every
 task of a deployment replaced at once.
 
 ``/readyz`` is **readiness**: 200 when DynamoDB (a GetItem of a key that
-never exists) and the channel layer's Redis (a PING) both answer within
-``TIMEOUT`` seconds and the process is not draining; 503 naming what is not.
+never exists) and every Redis server of the channel layer (a PING each, all
+at once) answer within ``TIMEOUT`` seconds and the process is not draining;
+503 naming what is not, and which Redis servers (``REDIS_URLS``) did not.
 """
 
 import asyncio
+import functools
 import json
 import logging
+from urllib.parse import urlsplit
 
 import redis.asyncio as redis
 from django.conf import settings
@@ -38,45 +41,61 @@ DRAINING = "draining"
 def redis_urls() -> list[str]:
     """The Redis servers of the default channel layer; none for an in-memory layer."""
     layer = settings.CHANNEL_LAYERS.get("default", {})
-    if not layer.get("BACKEND", "").startswith("channels_redis."):
+    if not layer.get("BACKEND", "").startswith(("channels_redis.", "chat.layers.")):
         return []
     hosts = layer.get("CONFIG", {}).get("hosts", [])
     return [host if isinstance(host, str) else host["address"] for host in hosts]
+
+
+def redacted(url: str) -> str:
+    """A Redis URL fit for a log line or a probe's body: its password shown as ``***``, its query left off."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+    return parts._replace(netloc=netloc, query="", fragment="").geturl()
 
 
 async def _check_dynamodb() -> None:
     await get_connection_store().ping()
 
 
-async def _check_redis() -> None:
-    for url in redis_urls():
-        client = redis.Redis.from_url(url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT)
-        try:
-            await client.ping()
-        finally:
-            await client.aclose()
+async def _ping_redis(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
 
 
-async def _run(name: str, check) -> str:
+async def _run(name: str, check, **fields: str) -> str:
     try:
         await asyncio.wait_for(check(), TIMEOUT)
     except (TimeoutError, StoreError, redis.RedisError, OSError) as error:
-        logger.warning("health check failed: %s", error or type(error).__name__, extra={"dependency": name})
+        logger.warning("health check failed: %s", error or type(error).__name__, extra={"dependency": name, **fields})
         return UNAVAILABLE
     return OK
 
 
-async def health_status() -> dict[str, str]:
+async def health_status() -> tuple[dict[str, str], dict[str, str]]:
     """
-    Each dependency's state, checked concurrently: ``{"dynamodb": "ok",
-    "redis": "unavailable"}``. Redis is left out when the channel layer is
-    in memory.
+    Each dependency's state, and each Redis server's (named by ``redacted``),
+    all checked concurrently: ``({"dynamodb": "ok", "redis": "unavailable"},
+    {"redis://10.0.1.5:6379/0": "ok", "redis://10.0.2.7:6379/0":
+    "unavailable"})``. ``redis`` is ok only when every server answers: each
+    holds the rooms that hash to it. Redis is left out of both when the
+    channel layer is in memory.
     """
-    checks = {"dynamodb": _check_dynamodb}
-    if redis_urls():
-        checks["redis"] = _check_redis
-    results = await asyncio.gather(*(_run(name, check) for name, check in checks.items()))
-    return dict(zip(checks, results, strict=True))
+    urls = redis_urls()
+    states = await asyncio.gather(
+        _run("dynamodb", _check_dynamodb),
+        *(_run("redis", functools.partial(_ping_redis, url), server=redacted(url)) for url in urls),
+    )
+    checks = {"dynamodb": states[0]}
+    servers = {redacted(url): state for url, state in zip(urls, states[1:], strict=True)}
+    if servers:
+        checks["redis"] = OK if all(state == OK for state in servers.values()) else UNAVAILABLE
+    return checks, servers
 
 
 async def liveness() -> tuple[bool, dict]:
@@ -90,11 +109,14 @@ async def liveness() -> tuple[bool, dict]:
 
 async def readiness() -> tuple[bool, dict]:
     """Whether this process should be sent new sockets: its dependencies answer and it is not draining."""
-    checks = await health_status()
+    checks, servers = await health_status()
     if get_server_instance().draining:
         checks["process"] = DRAINING
     failed = [name for name, state in checks.items() if state != OK]
-    return not failed, {"checks": checks, "failed": failed}
+    body = {"checks": checks, "failed": failed}
+    if unanswered := [url for url, state in servers.items() if state != OK]:
+        body["redisUnavailable"] = unanswered  # the shards whose rooms are cut off, with REDIS_URLS
+    return not failed, body
 
 
 class HealthCheckMiddleware:

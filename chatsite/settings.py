@@ -194,22 +194,41 @@ CONTENT_SECURITY_POLICY = {
 # which only reaches sockets held by this one process.
 REDIS_URL = env("REDIS_URL")
 
+# Instead of REDIS_URL: several Redis servers (comma-separated URLs) the layer
+# is spread over. channels-redis puts each room on one of them by a hash of its
+# name and the number of servers, so every process must list the same servers
+# in the same order (README: "Redis shards").
+REDIS_URLS = env_list("REDIS_URLS", "")
+if REDIS_URL and REDIS_URLS:
+    raise ImproperlyConfigured(
+        "REDIS_URL and REDIS_URLS are both set. Set REDIS_URLS alone to spread the channel layer over several"
+        " Redis servers (list the one in REDIS_URL there if it is one of them), or REDIS_URL alone for one."
+    )
+# The URLs are left out of these two: they may hold a password.
+if REDIS_URL and "," in REDIS_URL:
+    raise ImproperlyConfigured("REDIS_URL holds several URLs: set REDIS_URLS for several Redis servers.")
+if len(set(REDIS_URLS)) != len(REDIS_URLS):
+    raise ImproperlyConfigured("REDIS_URLS names one Redis server twice: list each one once.")
+# The channel layer's Redis servers, in order; empty: the in-memory layer.
+_REDIS_HOSTS = REDIS_URLS or ([REDIS_URL] if REDIS_URL else [])
+
 # Which channels-redis layer carries room traffic: ``pubsub`` (one PUBLISH per
 # room message, fanned out inside each process) or ``core`` (Redis lists, the
 # tutorial's default). bench/README.md has the measurements behind the default.
 CHAT_CHANNEL_LAYER = env("CHAT_CHANNEL_LAYER", "pubsub")
 _CHANNEL_LAYER_BACKENDS = {
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
-    "core": "channels_redis.core.RedisChannelLayer",
+    # channels-redis' own, but sending to a process's channel on the Redis it reads (chat/layers.py).
+    "core": "chat.layers.RedisChannelLayer",
 }
 if CHAT_CHANNEL_LAYER not in _CHANNEL_LAYER_BACKENDS:
     raise ImproperlyConfigured(f"CHAT_CHANNEL_LAYER={CHAT_CHANNEL_LAYER!r} is not a channel layer: use pubsub or core.")
 
-if REDIS_URL:
+if _REDIS_HOSTS:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _CHANNEL_LAYER_BACKENDS[CHAT_CHANNEL_LAYER],
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHAT_REDIS_PREFIX", "chat")},
+            "CONFIG": {"hosts": _REDIS_HOSTS, "prefix": env("CHAT_REDIS_PREFIX", "chat")},
         }
     }
 else:
