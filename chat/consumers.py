@@ -97,6 +97,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         client_id = query.get("clientId", [None])[0]
         if self.identity is None and protocol.valid_client_id(client_id):
             self.identity = f"browser:{client_id}"
+        if instance.lapsed():
+            # The others may be sweeping this process's connections: a new one would be swept too.
+            self.connect_result = metrics.FAILED
+            logger.error("connection refused: this process's heartbeat has lapsed", extra={"room": room})
+            await self.close_with(
+                protocol.CLOSE_SERVER_ERROR,
+                protocol.SERVER_UNAVAILABLE,
+                "The chat is unavailable right now; try again in a moment.",
+            )
+            return
         headers = dict(self.scope.get("headers", []))
         connection_id = protocol.new_connection_id()
         self.identity = self.identity or f"connection:{connection_id}"

@@ -36,6 +36,7 @@ TIMEOUT = 2.0  # seconds each dependency may take to answer
 OK = "ok"
 UNAVAILABLE = "unavailable"
 DRAINING = "draining"
+LAPSED = "heartbeat_lapsed"  # its last heartbeat ran out: the others may be sweeping it
 
 
 def redis_urls() -> list[str]:
@@ -108,10 +109,16 @@ async def liveness() -> tuple[bool, dict]:
 
 
 async def readiness() -> tuple[bool, dict]:
-    """Whether this process should be sent new sockets: its dependencies answer and it is not draining."""
+    """
+    Whether this process should be sent new sockets: its dependencies
+    answer, it is not draining, and its heartbeat has not lapsed.
+    """
     checks, servers = await health_status()
-    if get_server_instance().draining:
+    instance = get_server_instance()
+    if instance.draining:
         checks["process"] = DRAINING
+    elif instance.lapsed():
+        checks["process"] = LAPSED
     failed = [name for name, state in checks.items() if state != OK]
     body = {"checks": checks, "failed": failed}
     if unanswered := [url for url, state in servers.items() if state != OK]:

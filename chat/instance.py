@@ -22,6 +22,7 @@ from django.conf import settings
 from . import protocol, services
 from .limits import AddressLimits, parse_networks
 from .relay import LocalSocket, get_room_relay
+from .stores import Connection
 from .supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,12 @@ class ServerInstance:
         )
         self.supervisor: Supervisor | None = None
         self.draining = False
+        # Wall clock until which the last heartbeat written promised this process is alive; past
+        # it, the others may sweep its connections (None: no heartbeat written yet).
+        self.alive_until: float | None = None
+        self.beat_failed = False  # the last heartbeat tried did not land
+        # Sockets let go of while the heartbeat had lapsed, whose registry items may outlive them.
+        self.let_go: list[Connection] = []
         self._verify_beats = 0
         self._first_beat = True
         self._starting: asyncio.Lock = asyncio.Lock()
@@ -82,7 +89,7 @@ class ServerInstance:
             sockets_every = max(0.2, min(1.0, self.idle_timeout / 4, self.max_duration / 4))
             supervisor = Supervisor()
             supervisor.start("relay", self.relay.run)
-            supervisor.start("heartbeat", _every(self.interval, self._beat, "heartbeat", fixed_rate=True))
+            supervisor.start("heartbeat", _every(self._beat_period, self._beat, "heartbeat", fixed_rate=True))
             supervisor.start("sweep", _every(self.interval / 4, self._sweep, "sweep"))
             supervisor.start("sockets", _every(sockets_every, self._look_after_sockets, "socket limits"))
             self.supervisor = supervisor
@@ -91,12 +98,26 @@ class ServerInstance:
         """Liveness: every duty runs and the event loop keeps time."""
         return self.supervisor is not None and self.supervisor.healthy()
 
+    def lapsed(self) -> bool:
+        """
+        Whether the last heartbeat this process wrote has run out: the others
+        may take it for dead and sweep its connections (it is cut off from
+        DynamoDB, or too slow). It takes no one new until a heartbeat lands.
+        """
+        return self.alive_until is not None and time.time() >= self.alive_until
+
+    def _beat_period(self) -> float:
+        # Lapsed, it tries four times as often, so that it is back soon after its link heals.
+        return self.interval / 4 if self.lapsed() else self.interval
+
     async def _beat(self) -> None:
         verify = self._verify_beats > 0
         self._verify_beats = max(0, self._verify_beats - 1)
         # The first heartbeat finds no item of this process because it is new, not
         # because it was swept: it holds no socket yet, so there is nothing to check.
         first, self._first_beat = self._first_beat, False
+        promised = time.time() + self.interval * services.STALE_AFTER_INTERVALS
+        self.beat_failed = True
         swept = await services.instance_heartbeat(
             instance_id=self.instance_id,
             interval=self.interval,
@@ -105,6 +126,14 @@ class ServerInstance:
             verify=verify,
             rooms=self.relay.served_rooms,
         )
+        self.beat_failed = False
+        back = self.lapsed()
+        self.alive_until = promised
+        if back:
+            logger.warning("heartbeat written again after it lapsed", extra={"instance_id": self.instance_id})
+        if self.let_go:  # kept until done: a failure here is tried again at the next beat
+            await services.connections_let_go(connections=self.let_go)
+            self.let_go = []
         if swept and not first:
             self._verify_beats = VERIFY_BEATS
 
@@ -118,7 +147,15 @@ class ServerInstance:
             await services.instance_sweep(instance_id=self.instance_id, interval=self.interval)
 
     async def _look_after_sockets(self) -> None:
-        """Close sockets past their limits; record recent activity (at most once a minute each)."""
+        """
+        Close sockets past their limits; record recent activity (at most once
+        a minute each). Let every socket go once the heartbeat has lapsed
+        because it could not be written (not merely because this process was
+        held up: then the next heartbeat puts back what a sweep took).
+        """
+        if self.lapsed() and self.beat_failed and not self.draining:
+            await self._let_go_of_sockets()
+            return
         now = time.monotonic()
         touches = []
         for socket in list(self.sockets.values()):
@@ -140,6 +177,36 @@ class ServerInstance:
                     f"Closed after {_span(self.idle_timeout)} without activity; reconnect to carry on.",
                 )
         await asyncio.gather(*touches)
+
+    async def _let_go_of_sockets(self) -> None:
+        """
+        The heartbeat has lapsed, so the other processes may have swept this
+        one's connections and told their rooms they left: rather than keep
+        sockets that look alive to their people and gone to everyone else,
+        tell each what is wrong (``server_unavailable``) and close it (1011),
+        so that it reconnects, to another process or to this one once it is
+        back. Their registry items are the sweep's to remove, or, if no sweep
+        came, the first heartbeat that lands again (``let_go``): nothing here
+        waits on a DynamoDB that does not answer.
+        """
+        sockets = [socket for socket in self.sockets.values() if not socket.drained]
+        if not sockets:
+            return
+        logger.error(
+            "heartbeat lapsed: letting every socket go",
+            extra={"instance_id": self.instance_id, "sockets": len(sockets)},
+        )
+        for socket in sockets:
+            socket.drained = True
+            self.let_go.append(socket.connection)
+            try:
+                await socket.close_with(
+                    protocol.CLOSE_SERVER_ERROR,
+                    protocol.SERVER_UNAVAILABLE,
+                    "This server lost touch with the rest of the chat; reconnecting you.",
+                )
+            except Exception:
+                logger.warning("could not close a socket", exc_info=True, extra={"connection_id": socket.connection_id})
 
     async def drain(self, seconds: float) -> None:
         """
@@ -205,27 +272,31 @@ class ServerInstance:
         return []
 
 
-def _every(seconds: float, duty: Callable[[], Awaitable[object]], name: str, *, fixed_rate: bool = False):
+def _every(
+    period: float | Callable[[], float], duty: Callable[[], Awaitable[object]], name: str, *, fixed_rate: bool = False
+):
     """
-    A loop running ``duty`` every ``seconds``: counted from one start to the
-    next with ``fixed_rate`` (a slow duty does not push the next one later),
-    else as a pause after each. A failure is logged and the loop goes on.
+    A loop running ``duty`` every ``period`` seconds (a number, or a function
+    asked before each wait): counted from one start to the next with
+    ``fixed_rate`` (a slow duty does not push the next one later), else as a
+    pause after each. A failure is logged and the loop goes on.
     """
+    seconds = period if callable(period) else lambda: period
 
     async def loop() -> None:
         clock = asyncio.get_running_loop()
-        next_at = clock.time() + seconds
+        next_at = clock.time() + seconds()
         while True:
-            await asyncio.sleep(max(0.0, next_at - clock.time()) if fixed_rate else seconds)
-            next_at += seconds
+            await asyncio.sleep(max(0.0, next_at - clock.time()) if fixed_rate else seconds())
+            next_at += seconds()
             if next_at < clock.time():  # the loop was held up (the process stopped): carry on from now
-                next_at = clock.time() + seconds
+                next_at = clock.time() + seconds()
             try:
                 await duty()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("%s failed; trying again in %.1f s", name, seconds)
+                logger.exception("%s failed; trying again in %.1f s", name, seconds())
 
     return loop
 

@@ -42,6 +42,7 @@ from .people import (
 from .processes import (
     HEARTBEAT_TIMEOUT_INTERVALS,
     STALE_AFTER_INTERVALS,
+    connections_let_go,
     connections_retire,
     instance_heartbeat,
     instance_retire,
@@ -66,6 +67,7 @@ __all__ = [
     "connection_post",
     "connection_register",
     "connection_touch",
+    "connections_let_go",
     "connections_page",
     "connections_retire",
     "current_quotes",

@@ -42,6 +42,20 @@ async def connections_retire(*, sockets: list[LocalSocket]) -> None:
     logger.info("drained connections removed", extra={"count": len(connections)})
 
 
+async def connections_let_go(*, connections: list[Connection]) -> None:
+    """
+    Sockets this process let go of while its heartbeat had lapsed, once it
+    is back: the registry items that no sweep removed meanwhile are removed
+    now, and their rooms told they left (a sweep told them already for the
+    rest).
+    """
+    store = get_connection_store()
+    for connection in connections:
+        if await store.remove(connection.connection_id) is not None:
+            await room_announce(connection, protocol.LEAVE)
+    logger.info("connections let go of are gone from the registry", extra={"count": len(connections)})
+
+
 async def instance_heartbeat(
     *,
     instance_id: str,
