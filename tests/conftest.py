@@ -18,8 +18,9 @@ from .support.processes import ROOT
 from .support.recorded import python_argv
 from .support.redis import ensure_redis
 
-# Every process records its AWS operations; tests/test_iam.py audits them last.
-pytest_plugins = ["tests.support.aws_audit"]
+# Every process records its AWS operations; tests/test_iam.py audits them last. Figures
+# that tests measure are shown at the end (tests/support/figures.py).
+pytest_plugins = ["tests.support.aws_audit", "tests.support.figures"]
 
 os.environ.update(CREDENTIALS)
 

@@ -4,6 +4,7 @@ import glob
 import os
 import shlex
 import urllib.request
+from collections.abc import Callable
 
 from .processes import ROOT, ManagedProcess, free_port, port_open
 from .recorded import python_argv
@@ -51,25 +52,36 @@ def faketime_env(offset: str) -> dict[str, str]:
 class DaphneServer:
     """
     One daphne process; ``clock_offset`` (``"+3s"``) runs it under libfaketime
-    with its wall clock that far from the real one.
+    with its wall clock that far from the real one. It binds ``host``;
+    ``wrap`` turns its command line into one that runs it elsewhere (a test
+    host's network namespace: ``tests.support.network.Host.command``).
     """
 
     def __init__(
-        self, env: dict[str, str], port: int | None = None, name: str = "daphne", clock_offset: str | None = None
+        self,
+        env: dict[str, str],
+        port: int | None = None,
+        name: str = "daphne",
+        clock_offset: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        wrap: Callable[[list[str]], list[str]] = list,
     ) -> None:
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.host = host
+        self.url = f"http://{host}:{self.port}"
+        self.ws_url = f"ws://{host}:{self.port}"
         self.env = {**os.environ, **env, **(faketime_env(clock_offset) if clock_offset else {})}
         self.name = name
+        self.wrap = wrap
         self.process = self._process()
 
     def _process(self) -> ManagedProcess:
-        return ManagedProcess(self.name, serve_argv(self.port), env=self.env)
+        return ManagedProcess(self.name, self.wrap(serve_argv(self.port, self.host)), env=self.env)
 
     def start(self, timeout: float = 30) -> "DaphneServer":
         self.process.start()
-        self.process.wait_ready(lambda: port_open(self.port), timeout=timeout)
+        self.process.wait_ready(lambda: port_open(self.port, self.host), timeout=timeout)
         return self
 
     def restart(self, timeout: float = 30) -> "DaphneServer":

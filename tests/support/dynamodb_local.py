@@ -1,5 +1,7 @@
 """Amazon DynamoDB Local, the real engine, on a free port."""
 
+from collections.abc import Callable
+
 import boto3
 from botocore.config import Config
 
@@ -13,13 +15,22 @@ class DynamoDBLocal:
     """
     DynamoDB Local on a free port: in memory, or keeping its tables in
     ``db_path`` so that they survive a stop and a start on the same port.
+    ``host`` and ``wrap`` as for ``DaphneServer``: where it listens, and
+    how its command runs elsewhere (a test host).
     """
 
-    def __init__(self, port: int | None = None, db_path: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        db_path: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        wrap: Callable[[list[str]], list[str]] = list,
+    ) -> None:
         self.port = port or free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"http://{host}:{self.port}"
         storage = ["-sharedDb", "-dbPath", db_path] if db_path else ["-inMemory"]
-        self.argv = [str(ROOT / "bin" / "dynamodb-local"), *storage, "-port", str(self.port)]
+        self.argv = wrap([str(ROOT / "bin" / "dynamodb-local"), *storage, "-port", str(self.port)])
         self.process = ManagedProcess("dynamodb-local", self.argv)
 
     def client(self):

@@ -20,6 +20,7 @@ histories as a whole.
 - faults: ``send_signal`` (SIGSTOP, SIGCONT, SIGTERM, SIGKILL to a daphne);
   ``RedisServer.restart`` and ``flush`` (``tests/support/redis.py``); a daphne
   with its clock off (``start_server(clock_offset="+3s")``).
+- figures: ``delivery_seconds`` (from first send to each steady reader).
 - checkers: ``joins_matched_by_leaves``, ``messages_exactly_once``,
   ``sequence_checker``, ``told_to_reconnect``; ``api_status``, ``logged`` and
   ``aws_operations`` for what operators see of a process.
@@ -65,6 +66,7 @@ class Recorder:
     def __init__(self, client: ChatClient) -> None:
         self.client = client
         self.frames: list[Frame] = []
+        self.arrivals: list[float] = []  # when each frame came (monotonic clock)
         self.close_code: int | None = None
         self.closed_at: float | None = None
         self._changed = asyncio.Event()
@@ -86,6 +88,7 @@ class Recorder:
         try:
             async for text in self.client.ws:
                 self.frames.append(json.loads(text))
+                self.arrivals.append(time.monotonic())
                 self._changed.set()
         except Exception:  # the connection ended; its close code says how
             pass
@@ -237,6 +240,7 @@ class Sender:
         self.errors: list[Frame] = []
         self.failed: list[str] = []
         self.latencies: list[float] = []  # seconds from the first send of each message to its frame back
+        self.first_sent: dict[str, float] = {}  # when each text was first sent (monotonic clock)
         self.unanswered: list[str] = []  # sends that got no answer in ECHO_TIMEOUT, and went again
 
     async def run(self) -> None:
@@ -249,7 +253,7 @@ class Sender:
 
     async def send(self, text: str, *, client_message_id: str) -> Frame | None:
         """Send ``text`` until its message frame comes back (returned) or the attempts are used up (None)."""
-        began = time.monotonic()
+        began = self.first_sent[text] = time.monotonic()
         for attempt in range(1, self.attempts + 1):
             mark = len(self.recorder.frames)
             await self.recorder.client.send(
@@ -477,6 +481,25 @@ class RoomTraffic:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         recorders = self.readers + [sender.recorder for sender in self.senders]
         await asyncio.gather(*(recorder.close() for recorder in recorders), self.hopper.close())
+
+
+def delivery_seconds(traffic: RoomTraffic) -> dict[tuple[int, int], list[float]]:
+    """
+    Per pair of servers (their indexes in ``traffic.servers``: the sender's,
+    the reader's), the seconds from each message's first send to its
+    arrival at each steady reader.
+    """
+    n = len(traffic.servers)
+    sent = {
+        text: (index % n, at) for index, sender in enumerate(traffic.senders) for text, at in sender.first_sent.items()
+    }
+    found: dict[tuple[int, int], list[float]] = {(i, j): [] for i in range(n) for j in range(n)}
+    for index, reader in enumerate(traffic.readers):
+        for frame, arrived in zip(reader.frames, reader.arrivals, strict=True):
+            if frame["type"] == protocol.MESSAGE and frame["message"] in sent:
+                origin, at = sent[frame["message"]]
+                found[origin, index % n].append(arrived - at)
+    return found
 
 
 async def traffic_checker(traffic: RoomTraffic, history: "History") -> dict[str, list[str]]:

@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+from collections.abc import Callable
 
 import redis
 
@@ -45,18 +46,25 @@ def ensure_redis(timeout: float = 20) -> str:
 
 
 class RedisServer:
-    """A Redis of a test's own on a free port, for tests that stop and restart it."""
+    """
+    A Redis of a test's own on a free port, for tests that stop and restart
+    it; ``host`` and ``wrap`` as for ``DaphneServer``.
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", wrap: Callable[[list[str]], list[str]] = list) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is missing: apt-get install -y redis-server")
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.host = host
+        self.url = f"redis://{host}:{self.port}/0"
+        self.wrap = wrap
         self.process: ManagedProcess | None = None
 
     def start(self, timeout: float = 20) -> "RedisServer":
-        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
-        self.process = ManagedProcess("redis", argv).start()
+        argv = ["redis-server", "--bind", self.host, "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        if not self.host.startswith("127."):  # a test host's address: reached from the other test hosts
+            argv += ["--protected-mode", "no"]
+        self.process = ManagedProcess("redis", self.wrap(argv)).start()
         client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
         self.process.wait_ready(client.ping, timeout=timeout)
         return self
