@@ -360,7 +360,10 @@ def test_elastic_beanstalk_nginx_passes_websocket_upgrades_to_daphne():
     headers = {d[1].lower(): d[2] for d in location if d[0] == "proxy_set_header"}
     settings = {d[0]: d[1:] for d in location if d[0] != "proxy_set_header"}
     port = procfile_command()[procfile_command().index("-p") + 1]
-    assert settings["proxy_pass"] == [f"http://127.0.0.1:{port}"]
+    # The upstream the location names lists the Procfile's daphne, and only it.
+    upstream = nginx_directives(NGINX / "daphne-upstream.conf")
+    assert settings["proxy_pass"] == [f"http://{upstream[0][1]}"]
+    assert upstream == [["upstream", upstream[0][1]], ["server", f"127.0.0.1:{port}"]]
     assert settings["proxy_http_version"] == ["1.1"]
     assert headers["upgrade"] == "$http_upgrade"
     upgrade_map = nginx_directives(NGINX / "websocket-upgrade.conf")
