@@ -121,6 +121,8 @@ def server_env(dynamodb_local, redis_url, redis_prefix, static_root, server_data
         "REDIS_URL": redis_url,
         "CHAT_REDIS_PREFIX": redis_prefix,
         "CHAT_LOG_LEVEL": "INFO",
+        # A stopped server drains its sockets for a second, not ten: tests that judge a drain set their own.
+        "CHAT_DRAIN_SECONDS": "1",
     }
 
 

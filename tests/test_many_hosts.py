@@ -62,9 +62,11 @@ def data_host(network, tmp_path_factory):
     started = []
     try:
         redis = RedisServer(host=data.address, wrap=data.command)
-        started.append(redis.start())
+        started.append(redis)  # before it starts: a start that fails half-way is stopped too
+        redis.start()
         dynamodb = DynamoDBLocal(host=data.address, wrap=data.command)
-        started.append(dynamodb.start())
+        started.append(dynamodb)
+        dynamodb.start()
         proxy = DelayProxy(
             {
                 (data.address, REDIS_PROXY_PORT): (data.address, redis.port),
@@ -74,7 +76,8 @@ def data_host(network, tmp_path_factory):
             state=tmp_path_factory.mktemp("proxy") / "delay",
             wrap=data.command,
         )
-        started.append(proxy.start())
+        started.append(proxy)
+        proxy.start()
         yield data, redis, dynamodb, proxy
     finally:
         for process in reversed(started):
