@@ -53,9 +53,14 @@ class Grant:
 
 GRANTS = (
     # The running server: live connections.
-    Grant(APPLICATION, "dynamodb:PutItem", "table:connections", "$connect records the connection (a conditional put)"),
+    Grant(APPLICATION, "dynamodb:PutItem", "table:connections", "a process swept while alive puts its sockets back"),
     Grant(APPLICATION, "dynamodb:DeleteItem", "table:connections", "$disconnect, a sweep or an operator forgets it"),
-    Grant(APPLICATION, "dynamodb:BatchWriteItem", "table:connections", "a draining process forgets its sockets"),
+    Grant(
+        APPLICATION,
+        "dynamodb:BatchWriteItem",
+        "table:connections",
+        "$connect records the connection, up to 25 in one write; a draining process forgets its sockets",
+    ),
     Grant(APPLICATION, "dynamodb:GetItem", "table:connections", "looks a connection up; /healthz's ping"),
     Grant(APPLICATION, "dynamodb:UpdateItem", "table:connections", "records lastActiveAt, at most once a minute"),
     Grant(APPLICATION, "dynamodb:Scan", "table:connections", "lists every live connection for operators"),

@@ -119,7 +119,7 @@ async def connection_register(*, socket: LocalSocket, since: int | str | None = 
 
     try:
         # The registry write and the room's side run together: one round trip, not two.
-        added, joined = await asyncio.gather(store.add(connection), join_and_read(), return_exceptions=True)
+        added, joined = await asyncio.gather(store.register(connection), join_and_read(), return_exceptions=True)
         for outcome in (added, joined):
             if isinstance(outcome, BaseException):
                 raise outcome

@@ -104,6 +104,15 @@ class ConnectionStore(ABC):
     async def add(self, connection: Connection) -> None:
         """Record a connection; ``ConnectionExists`` if its id is taken."""
 
+    async def register(self, connection: Connection) -> None:
+        """
+        Record a new connection whose id was just made
+        (``protocol.new_connection_id``: 96 random bits, so no live
+        connection has it). Unlike ``add``, nothing checks that the id is
+        free, so a backend may write several registrations at once.
+        """
+        await self.add(connection)
+
     @abstractmethod
     async def remove(self, connection_id: str) -> Connection | None:
         """Forget a connection and return what was recorded (None if nothing)."""

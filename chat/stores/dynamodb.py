@@ -249,23 +249,94 @@ async def _query_all(table: DynamoDBTable, params: dict[str, Any], *, limit: int
     return items[:limit], len(items) > limit
 
 
+async def _batch_write(table: DynamoDBTable, requests: list[dict[str, Any]]) -> None:
+    """One BatchWriteItem of up to ``BATCH_SIZE`` requests, with what DynamoDB leaves unprocessed sent again."""
+    for attempt in range(BATCH_ATTEMPTS):
+        response = await table.call("batch_write_item", RequestItems={table.table_name: requests})
+        requests = response.get("UnprocessedItems", {}).get(table.table_name, [])
+        if not requests:
+            return
+        await asyncio.sleep(0.05 * 2**attempt)  # DynamoDB asks for a pause before the rest
+    raise StoreUnavailable(f"{table.endpoint} left {len(requests)} writes unprocessed")
+
+
+class GroupCommit:
+    """
+    Puts gathered into one BatchWriteItem: the first waits at most
+    ``window`` seconds for others to join it, and a batch goes at once when
+    it has ``BATCH_SIZE``. Each ``put`` returns when its batch is written,
+    or raises what the batch raised. A busy process writes one request per
+    25 items instead of one each; a quiet one waits ``window`` more.
+    """
+
+    def __init__(self, table: DynamoDBTable, *, window: float) -> None:
+        self.table = table
+        self.window = window
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._writes: set[asyncio.Task] = set()
+
+    async def put(self, item: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._waiting.append((item, done))
+        if len(self._waiting) >= BATCH_SIZE:
+            self._send()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.window, self._send)
+        await done
+
+    def _send(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._waiting = self._waiting[:BATCH_SIZE], self._waiting[BATCH_SIZE:]
+        if self._waiting:
+            self._timer = asyncio.get_running_loop().call_later(self.window, self._send)
+        task = asyncio.create_task(self._write(batch))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future]]) -> None:
+        try:
+            await _batch_write(self.table, [{"PutRequest": {"Item": item}} for item, _ in batch])
+        except Exception as error:
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(error)
+            return
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+
+
 class DynamoDBConnectionStore(ConnectionStore):
     """
     Live connections in DynamoDB, and the heartbeats of the server processes
     holding them (table ``instances_table_name``, default ``ChatInstances``).
-    Other options as ``DynamoDBTable`` takes them.
+    ``register_window``: seconds a new connection's write waits for others
+    to share its BatchWriteItem (default 0.005; 0 writes each at the next
+    turn of the event loop, still gathered). Other options as
+    ``DynamoDBTable`` takes them.
     """
 
     def __init__(self, **options: Any) -> None:
         options = dict(options)
         heartbeat_timeout = options.pop("heartbeat_timeout", 2.0)
+        register_window = options.pop("register_window", 0.005)
         if not isinstance(heartbeat_timeout, int | float) or heartbeat_timeout <= 0:
             raise ImproperlyConfigured(
                 f"CHAT_CONNECTION_STORE['OPTIONS']['heartbeat_timeout']={heartbeat_timeout!r}: use seconds above 0."
             )
+        if not isinstance(register_window, int | float) or register_window < 0:
+            raise ImproperlyConfigured(
+                f"CHAT_CONNECTION_STORE['OPTIONS']['register_window']={register_window!r}: use seconds, 0 or more."
+            )
         self.table, self.instances_table = _tables(
             "CHAT_CONNECTION_STORE", options, instances_table_name="ChatInstances"
         )
+        # New connections are written in groups, up to 25 in one BatchWriteItem.
+        self.registrations = GroupCommit(self.table, window=register_window)
         # Heartbeats go through a client and threads of their own, with one
         # attempt bounded by heartbeat_timeout: bulk work on the shared pool
         # cannot hold one up, and a stuck one frees its thread for the next.
@@ -301,20 +372,16 @@ class DynamoDBConnectionStore(ConnectionStore):
         item = response.get("Attributes")
         return _from_item(item) if item else None
 
+    async def register(self, connection: Connection) -> None:
+        await self.registrations.put(_to_item(connection))
+
     async def remove_many(self, connection_ids: list[str]) -> None:
         for start in range(0, len(connection_ids), BATCH_SIZE):
             requests = [
                 {"DeleteRequest": {"Key": {"connectionId": {"S": connection_id}}}}
                 for connection_id in connection_ids[start : start + BATCH_SIZE]
             ]
-            for attempt in range(BATCH_ATTEMPTS):
-                response = await self.table.call("batch_write_item", RequestItems={self.table.table_name: requests})
-                requests = response.get("UnprocessedItems", {}).get(self.table.table_name, [])
-                if not requests:
-                    break
-                await asyncio.sleep(0.05 * 2**attempt)  # DynamoDB asks for a pause before the rest
-            else:
-                raise StoreUnavailable(f"{self.table.endpoint} left {len(requests)} deletes unprocessed")
+            await _batch_write(self.table, requests)
 
     async def get(self, connection_id: str) -> Connection | None:
         item = await self.table.get_item({"connectionId": {"S": connection_id}})

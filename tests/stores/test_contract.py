@@ -1,5 +1,6 @@
 """One contract, every connection store: what the registry promises its callers."""
 
+import asyncio
 import time
 import uuid
 
@@ -153,3 +154,12 @@ async def test_a_heartbeat_that_lands_after_a_later_one_changes_nothing(store):
     assert (recorded.beat, recorded.stale_at, recorded.swept_by) == (4, pytest.approx(now + 9, abs=0.01), "")
     assert await store.claim_instance(instance_id, sweeper="other", now=now + 7, lapse_before=now) is False
     await store.forget_instance(instance_id)
+
+
+async def test_new_connections_registered_at_once_are_each_recorded_whole(store, room):
+    """Registrations made together (a connect storm) may share one write; each is there after its own returns."""
+    connections = [make(room, name=f"n{i}") for i in range(60)]
+    await asyncio.gather(*(store.register(connection) for connection in connections))
+    for connection in connections:
+        assert await store.get(connection.connection_id) == connection
+    assert await store.count(room) == 60
