@@ -1,4 +1,4 @@
-"""Percentiles, and product/baseline ratios of the figures the scenarios report."""
+"""Percentiles, and product/baseline and product/ceiling ratios of the figures the scenarios report."""
 
 import math
 from collections.abc import Sequence
@@ -31,18 +31,25 @@ def cdf_points(samples: Sequence[float], points: int = 101) -> list[float]:
     return [ordered[min(len(ordered) - 1, round(i * (len(ordered) - 1) / (points - 1)))] for i in range(points)]
 
 
-def ratios(product: dict[str, Any], baseline: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
-    """product/baseline for every number both report (nested keys joined with '.'); None when undefined."""
+def ratios(product: dict[str, Any], other: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
+    """product/other for every number both report (nested keys joined with '.'); None when undefined."""
     out: dict[str, float | None] = {}
     for key, value in product.items():
-        other = baseline.get(key)
+        theirs = other.get(key)
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and isinstance(other, dict):
-            out.update(ratios(value, other, prefix=f"{name}."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(other, (int, float)):
-            out[name] = round(value / other, 3) if other else None
+        if isinstance(value, dict) and isinstance(theirs, dict):
+            out.update(ratios(value, theirs, prefix=f"{name}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(theirs, (int, float)):
+            out[name] = round(value / theirs, 3) if theirs else None
     return out
 
 
-def side_by_side(product: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
-    return {"product": product, "baseline": baseline, "ratio": ratios(product, baseline)}
+def side_by_side(
+    product: dict[str, Any], baseline: dict[str, Any], ceiling: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A case: each server's figures, ``ratio`` (product/baseline) and, with a ceiling, ``ratio_to_ceiling``."""
+    case = {"product": product, "baseline": baseline, "ratio": ratios(product, baseline)}
+    if ceiling is not None:
+        case["ceiling"] = ceiling
+        case["ratio_to_ceiling"] = ratios(product, ceiling)
+    return case

@@ -4,14 +4,20 @@ this process or in worker processes when one process cannot keep up.
 
 Every sent message carries its sender, its sequence number and the time it
 was sent (``time.monotonic()``, one clock for every process on this machine)
-in its text; members measure at receipt. The product answers a connection
-with a ``welcome`` frame; the baseline sends none, so a baseline socket is
-ready once its handshake is done. Both send ``{"type": "message",
-"message": <text>}`` frames, which is all the members read.
+in its text; members measure at receipt. The product and the ceiling
+answer a connection with a ``welcome`` frame; the baseline sends none, so a
+baseline socket is ready once its handshake is done. All three send
+``{"type": "message", "message": <text>}`` frames, which is all the members
+read.
+
+One source address has about 28,000 ephemeral ports (``ip_local_port_range``),
+so a worker can bind its sockets to an address of its own on 127.0.0.0/8
+(``127.0.0.2``, ...), all of which reach the servers on 127.0.0.1.
 """
 
 import asyncio
 import multiprocessing
+import resource
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -20,23 +26,42 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from .servers import raise_open_files
-
 # Seconds a single connect (handshake plus welcome) may take before it counts as failed.
 CONNECT_TIMEOUT = 20.0
 # Seconds a close may take before the socket is dropped.
 CLOSE_TIMEOUT = 5.0
 
 
+def raise_open_files() -> int:
+    """Raise this process's open-file limit to its hard limit (children inherit it); returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def room_url(base: str, room: str, name: str) -> str:
     return f"{base}/ws/chat/{room}/?name={name}"
 
 
-async def open_socket(url: str, *, welcome: bool) -> ClientConnection:
-    """Connect; with ``welcome``, also wait for the product's welcome frame. Bounded by CONNECT_TIMEOUT."""
+def source_address(index: int) -> str:
+    """The ``index``-th loopback source address after 127.0.0.1: ``127.0.0.2``, ``127.0.0.3``, ..."""
+    if not 0 <= index < 253:
+        raise ValueError(f"no loopback source address {index}: 127.0.0.2 to 127.0.0.254 are used")
+    return f"127.0.0.{2 + index}"
+
+
+async def open_socket(url: str, *, welcome: bool, source: str | None = None) -> ClientConnection:
+    """
+    Connect, from ``source`` (a local address) if given; with ``welcome``,
+    also wait for the welcome frame. Bounded by CONNECT_TIMEOUT.
+    """
+    bind = {"local_addr": (source, 0)} if source else {}
 
     async def opened() -> ClientConnection:
-        ws = await connect(url, compression=None, ping_interval=None, max_queue=None, open_timeout=CONNECT_TIMEOUT)
+        ws = await connect(
+            url, compression=None, ping_interval=None, max_queue=None, open_timeout=CONNECT_TIMEOUT, **bind
+        )
         if welcome:
             frame = orjson.loads(await ws.recv())
             if frame.get("type") != "welcome":
@@ -82,7 +107,7 @@ def send_request(text: str) -> str:
 
 @dataclass
 class Tally:
-    """What the members of one worker received."""
+    """What the members of one worker received, and how many of their sockets the server closed."""
 
     received: int = 0
     duplicates: int = 0
@@ -91,6 +116,8 @@ class Tally:
     latencies_ms: array = field(default_factory=lambda: array("d"))
     first: float = 0.0
     last: float = 0.0
+    # Member sockets closed before they were done (or, holding, before the stop), by close code.
+    closed: dict[int | None, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -101,11 +128,16 @@ class Tally:
             "latencies_ms": self.latencies_ms.tobytes(),
             "first": self.first,
             "last": self.last,
+            "closed": dict(self.closed),
         }
 
 
-async def receive_messages(ws: ClientConnection, planned: int, tally: Tally) -> None:
-    """Count a member's message frames until it has ``planned`` distinct ones (or is cancelled)."""
+async def receive_messages(ws: ClientConnection, planned: int, tally: Tally) -> bool:
+    """
+    Count a member's message frames until it has ``planned`` distinct ones
+    (True) or the socket closes (False), or it is cancelled; with
+    ``planned`` 0, read until cancelled.
+    """
     seen: dict[str, set[int]] = {}
     last_seq: dict[str, int] = {}
     distinct = 0
@@ -129,9 +161,10 @@ async def receive_messages(ws: ClientConnection, planned: int, tally: Tally) -> 
             tally.out_of_order += 1
         last_seq[sender] = max(seq, last_seq.get(sender, -1))
         distinct += 1
-        if distinct >= planned:
+        if 0 < planned <= distinct:
             tally.finished_members += 1
-            return
+            return True
+    return False
 
 
 async def _members(spec: dict[str, Any], pipe) -> dict[str, Any]:
@@ -150,7 +183,7 @@ async def _members(spec: dict[str, Any], pipe) -> dict[str, Any]:
         nonlocal failed
         async with gate:
             try:
-                ws = await open_socket(url, welcome=spec["welcome"])
+                ws = await open_socket(url, welcome=spec["welcome"], source=spec["source"])
             except Exception:
                 failed += 1
                 tried()
@@ -158,9 +191,11 @@ async def _members(spec: dict[str, Any], pipe) -> dict[str, Any]:
         sockets.append(ws)
         tried()
         try:
-            await receive_messages(ws, spec["planned"], tally)
-        except Exception:  # closed under it: counted as loss by the parent
-            pass
+            done = await receive_messages(ws, spec["planned"], tally)
+        except Exception:  # closed under it (its loss is counted by the parent)
+            done = False
+        if not done:
+            tally.closed[ws.close_code] = tally.closed.get(ws.close_code, 0) + 1
 
     loop = asyncio.get_running_loop()
     tasks = [asyncio.create_task(member(url)) for url in spec["urls"]]
@@ -194,10 +229,23 @@ def members_worker(spec: dict[str, Any], pipe) -> None:
 class Workers:
     """
     Member sockets spread over worker processes. ``start`` connects them all;
-    ``results`` waits (bounded) for what each received and stops them.
+    ``results`` waits (bounded) for what each received and stops them. With
+    ``planned`` 0 the members only hold their sockets (reading what comes)
+    until ``results``. ``sources``: each worker's own source address.
     """
 
-    def __init__(self, urls: list[str], *, processes: int, welcome: bool, planned: int, concurrency: int = 50) -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        *,
+        processes: int,
+        welcome: bool,
+        planned: int,
+        concurrency: int = 50,
+        sources: list[str] | None = None,
+    ) -> None:
+        if sources is not None and len(sources) != processes:
+            raise ValueError(f"{len(sources)} source addresses for {processes} worker processes: give one each")
         self.context = multiprocessing.get_context("spawn")
         self.processes = []
         self.pipes = []
@@ -207,6 +255,7 @@ class Workers:
                 "urls": mine,
                 "welcome": welcome,
                 "planned": planned,
+                "source": sources[index] if sources else None,
                 "concurrency": max(1, concurrency // processes),
                 "connect_timeout": 30 + len(mine) / 20,
             }

@@ -42,16 +42,46 @@ STORM_ROWS = (
 )
 
 
+SOCKETS_ROWS = (
+    "connected",
+    "failures",
+    "dropped",
+    "registered",
+    "connections_per_s",
+    "rss_per_socket_kib",
+    "ping_ms.p99",
+    "echo_ms.p99",
+    "probes_dropped",
+)
+# Column widths: figure, then product, baseline, ceiling, then the two ratios.
+FIGURE, VALUE, RATIO = 52, 13, 10
+
+
 def table(scenarios: dict[str, Any]) -> str:
-    """A plain-text table: one line per figure, product, baseline, product/baseline."""
-    lines = [f"{'figure':<58}{'product':>14}{'baseline':>14}{'ratio':>9}"]
+    """
+    A plain-text table: one line per figure, product, baseline, ceiling, then
+    ``ratio`` (product/baseline) and ``to ceiling`` (product/ceiling).
+    """
+    lines = [
+        f"{'figure':<{FIGURE + 3}}{'product':>{VALUE}}{'baseline':>{VALUE}}{'ceiling':>{VALUE}}"
+        f"{'ratio':>{RATIO}}{'to ceiling':>{RATIO + 2}}"
+    ]
+
+    def line(
+        name: str, product: Any, baseline: Any, ceiling: Any = None, ratio: Any = None, to_ceiling: Any = None
+    ) -> None:
+        cells = "".join(f"{_fmt(v):>{VALUE}}" for v in (product, baseline, ceiling))
+        lines.append(f"   {name:<{FIGURE}}{cells}{_fmt(ratio):>{RATIO}}{_fmt(to_ceiling):>{RATIO + 2}}")
 
     def section(title: str, case: dict[str, Any], rows: tuple[str, ...]) -> None:
         lines.append(f"-- {title}")
         for row in rows:
-            product, baseline = _get(case["product"], row), _get(case["baseline"], row)
-            ratio = case.get("ratio", {}).get(row)
-            lines.append(f"   {row:<55}{_fmt(product):>14}{_fmt(baseline):>14}{_fmt(ratio):>9}")
+            line(
+                row,
+                *(_get(case.get(kind) or {}, row) for kind in ("product", "baseline", "ceiling")),
+                case.get("ratio", {}).get(row),
+                case.get("ratio_to_ceiling", {}).get(row),
+            )
 
     for mode, case in scenarios.get("connect_storm", {}).items():
         section(
@@ -65,16 +95,29 @@ def table(scenarios: dict[str, Any]) -> str:
     for count in scenarios.get("scale_out", {}).get("product", {}):
         case = {kind: scenarios["scale_out"][kind][count] for kind in ("product", "baseline")}
         case["ratio"] = scenarios["scale_out"]["ratio"][count]
-        section(f"scale-out, {count} process(es)", case, ("lost", "latency_ms.p99", "deliveries_per_s"))
+        section(f"scale-out, {count} process(es), no ceiling", case, ("lost", "latency_ms.p99", "deliveries_per_s"))
     idle = scenarios.get("idle")
     if idle:
-        for p, b in zip(idle["product"]["steps"], idle["baseline"]["steps"], strict=False):
-            case = {"product": p, "baseline": b, "ratio": idle["ratio"].get(str(p["connections"]), {})}
+        ceiling_steps = idle.get("ceiling", {}).get("steps", [])
+        for index, (p, b) in enumerate(zip(idle["product"]["steps"], idle["baseline"]["steps"], strict=False)):
+            step = str(p["connections"])
+            case = {
+                "product": p,
+                "baseline": b,
+                "ceiling": ceiling_steps[index] if index < len(ceiling_steps) else None,
+                "ratio": idle["ratio"].get(step, {}),
+                "ratio_to_ceiling": idle.get("ratio_to_ceiling", {}).get(step, {}),
+            }
             section(
                 f"idle, {p['connections']} connections",
                 case,
                 ("failures", "rss_per_connection_kib", "ping_ms.p99", "echo_ms.p99"),
             )
+    sockets = scenarios.get("sockets")
+    if sockets:
+        p = sockets["product"]
+        title = f"sockets, {p['sockets']:,} at once over {p['server_processes']} processes (each kind)"
+        section(title, sockets, SOCKETS_ROWS)
     layer = _get(scenarios, "levers.channel_layer")
     if layer:
         for load in ("fanout", "saturated"):
@@ -82,30 +125,24 @@ def table(scenarios: dict[str, Any]) -> str:
             for row in ("lost", "latency_ms.p99", "deliveries_per_s", "server_cpu_percent"):
                 pubsub, core = _get(layer[load]["pubsub"] or {}, row), _get(layer[load]["core"], row)
                 ratio = (layer[load]["ratio_pubsub_over_core"] or {}).get(row)
-                lines.append(f"   {row:<55}{_fmt(pubsub):>14}{_fmt(core):>14}{_fmt(ratio):>9}")
+                line(row, pubsub, core, None, ratio)
     workers = _get(scenarios, "levers.dynamodb_max_workers.connect_storm")
     if workers:
         lines.append("-- lever: CHAT_DYNAMODB_MAX_WORKERS, connect storm (product)")
         for count, figures in workers.items():
-            lines.append(
-                f"   {count + ' workers: connections/s, p99 ms':<55}"
-                f"{_fmt(figures['connections_per_s']):>14}{_fmt(figures['connect_latency_ms']['p99']):>14}"
-            )
+            rate, p99 = figures["connections_per_s"], figures["connect_latency_ms"]["p99"]
+            line(f"{count} workers: connections/s, p99 ms", rate, p99)
     memory = _get(scenarios, "levers.stores_in_memory.connect_storm")
     if memory:
         lines.append("-- lever: registry and history in memory instead of DynamoDB Local, connect storm (product)")
         for store, figures in memory.items():
             if figures:
-                lines.append(
-                    f"   {store + ': connections/s, p99 ms':<55}"
-                    f"{_fmt(figures['connections_per_s']):>14}{_fmt(figures['connect_latency_ms']['p99']):>14}"
-                )
+                rate, p99 = figures["connections_per_s"], figures["connect_latency_ms"]["p99"]
+                line(f"{store}: connections/s, p99 ms", rate, p99)
         for store, figures in _get(scenarios, "levers.stores_in_memory.many_rooms").items():
             if figures:
-                lines.append(
-                    f"   {store + ': many rooms, lost, p99 ms':<55}"
-                    f"{_fmt(figures['lost']):>14}{_fmt(figures['latency_ms']['p99']):>14}"
-                )
+                line(f"{store}: many rooms, lost, p99 ms", figures["lost"], figures["latency_ms"]["p99"])
+    lines.append("ratio: product / baseline; to ceiling: product / ceiling")
     return "\n".join(lines)
 
 
@@ -155,6 +192,15 @@ def targets(scenarios: dict[str, Any]) -> list[dict[str, Any]]:
             "10,000 at < 40 KiB each",
             last["rss_per_connection_kib"],
             last["connections"] >= 10000 and last["failures"] == 0 and last["rss_per_connection_kib"] < 40,
+        )
+    sockets = _get(scenarios, "sockets.product")
+    if sockets:
+        every = sockets["failures"] == sockets["dropped"] == 0 and sockets["registered"] == sockets["sockets"]
+        target(
+            f"sockets: {sockets['sockets']:,} over {sockets['server_processes']} processes, every one registered",
+            "50,000 at < 40 KiB each",
+            f"{_fmt(sockets['registered'])} at {_fmt(sockets['rss_per_socket_kib'])}",
+            every and sockets["sockets"] >= 50000 and sockets["rss_per_socket_kib"] < 40,
         )
     scale = _get(scenarios, "scale_out.product")
     if scale and "1" in scale and "2" in scale:

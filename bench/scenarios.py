@@ -1,24 +1,28 @@
 """
-The scenarios, each run against the product and the baseline in turn, each
-returning plain figures (numbers, lists) for the results file.
+The scenarios, each run against the product, the baseline and the ceiling in
+turn, each returning plain figures (numbers, lists) for the results file.
 """
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import WebSocketException
+from websockets.protocol import State
 
 from tests.support.daphne import DaphneServer
 
 from .figures import cdf_points, latency_summary
-from .load import Workers, close_all, drain, open_socket, payload, room_url, send_request
-from .servers import Profiler, cpu_seconds, rss_kib
+from .load import Workers, close_all, drain, open_socket, payload, room_url, send_request, source_address
+from .servers import WELCOMES, Profiler, cpu_seconds, rss_kib
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +53,15 @@ class Sizes:
     split_generator_at: int = 500
     # Seconds after the last send during which deliveries still count.
     drain_seconds: float = 15.0
+    # The many-sockets scenario: this many idle sockets at once (rooms of idle_room_size) ...
+    sockets: int = 50000
+    # ... at most this many per server process and per generator process (each may open
+    # 20,000 files here), each generator process from a source address of its own.
+    sockets_per_process: int = 12500
+    sockets_concurrency: int = 100
+    # Round trips through each server's probe while the sockets sit: pings, and messages to its own room.
+    sockets_pings: int = 100
+    sockets_echoes: int = 50
 
 
 FULL = Sizes()
@@ -69,7 +82,12 @@ QUICK = Sizes(
     lever_workers=(4, 32),
     split_generator_at=50,
     drain_seconds=8.0,
+    sockets=200,
+    sockets_pings=20,
+    sockets_echoes=10,
 )
+# A connect storm counts its completed connects in this many bins of equal width (connect_rate_per_s).
+RATE_BINS = 20
 
 
 def unique(label: str) -> str:
@@ -82,7 +100,7 @@ def pid(server: DaphneServer) -> int:
 
 async def connect_storm(server: DaphneServer, kind: str, *, sizes: Sizes, one_room: bool) -> dict[str, Any]:
     """N new connections, C at a time, into rooms of ``storm_room_size`` or all into one room."""
-    count, welcome = sizes.storm_connections, kind == "product"
+    count, welcome = sizes.storm_connections, kind in WELCOMES
     base = unique("storm")
     gate = asyncio.Semaphore(sizes.storm_concurrency)
     sockets: list[ClientConnection] = []
@@ -125,6 +143,7 @@ async def connect_storm(server: DaphneServer, kind: str, *, sizes: Sizes, one_ro
         for reader in readers:
             reader.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
+    width = round(max(elapsed, 0.02) / RATE_BINS, 4)
     return {
         "connections": count,
         "concurrency": sizes.storm_concurrency,
@@ -137,8 +156,18 @@ async def connect_storm(server: DaphneServer, kind: str, *, sizes: Sizes, one_ro
         "server_cpu_percent": round(100 * cpu / elapsed, 1),
         "server_rss_kib": rss,
         "timeline_s": cdf_points(sorted(completions)),
+        "connect_rate_bin_s": width,
+        "connect_rate_per_s": rate_per_bin(completions, width),
         "profile": profiler.path,
     }
+
+
+def rate_per_bin(times: list[float], width: float) -> list[float]:
+    """Events per second in consecutive bins of ``width`` seconds from 0 to the last of ``times``."""
+    counts = [0] * (int(max(times, default=0) // width) + 1) if times else []
+    for at in times:
+        counts[int(at // width)] += 1
+    return [round(count / width, 1) for count in counts]
 
 
 async def _send_stream(ws: ClientConnection, sender: int, count: int, rate: float, start: float) -> int:
@@ -173,7 +202,7 @@ async def traffic(
     messages a second for ``seconds``. Every member should get every message
     of its room once, in order.
     """
-    welcome = kind == "product"
+    welcome = kind in WELCOMES
     names = [unique(f"{label}-{r}") for r in range(rooms)]
     urls, index = [], 0
     for r, room in enumerate(names):
@@ -244,6 +273,7 @@ async def traffic(
         "loss_percent": round(100 * (expected - distinct) / expected, 3) if expected else None,
         "duplicates": duplicates,
         "out_of_order": sum(r["out_of_order"] for r in results),
+        "members_closed": sum(sum(r["closed"].values()) for r in results),
         "latency_ms": {k: (round(v, 2) if v is not None else None) for k, v in latency_summary(latencies).items()},
         "latency_cdf_ms": [round(v, 2) for v in cdf_points(latencies)],
         "deliveries_per_s": round(received / elapsed, 1),
@@ -277,7 +307,7 @@ async def _round_trips(probe: ClientConnection, count: int, *, echo: bool, welco
 
 async def idle_capacity(server: DaphneServer, kind: str, *, sizes: Sizes) -> dict[str, Any]:
     """Idle sockets in steps on one fresh process: its memory per socket, and round trips through it."""
-    welcome = kind == "product"
+    welcome = kind in WELCOMES
     base = unique("idle")
     probe = await open_socket(room_url(server.ws_url, unique("probe"), "probe"), welcome=welcome)
     await _round_trips(probe, 3, echo=True, welcome=welcome)  # warm: first message paths loaded
@@ -326,3 +356,126 @@ async def idle_capacity(server: DaphneServer, kind: str, *, sizes: Sizes) -> dic
     finally:
         await close_all([*sockets, probe])
     return {"rss_before_kib": rss_before, "room_size": sizes.idle_room_size, "steps": steps}
+
+
+def sockets_processes(sizes: Sizes) -> int:
+    """Server (and generator) processes for the many-sockets scenario: two at least, more as the file limit asks."""
+    return max(2, math.ceil(sizes.sockets / sizes.sockets_per_process))
+
+
+async def many_sockets(
+    servers: list[DaphneServer],
+    kind: str,
+    *,
+    sizes: Sizes,
+    registered: Callable[[], int] | None = None,
+) -> dict[str, Any]:
+    """
+    ``sizes.sockets`` idle sockets at once, spread over ``servers`` (fresh
+    processes) and over as many generator processes, each from a source
+    address of its own. Once all are open: the servers' memory per socket,
+    how many the registry holds (``registered``, the product's only; it
+    counts the probes too, which are taken off), and round trips through a
+    probe socket on each server while the others sit; at the end, how many
+    the servers closed meanwhile (``dropped``).
+    """
+    welcome = kind in WELCOMES
+    count, base = sizes.sockets, unique("sockets")
+    probes: list[ClientConnection] = []
+    workers: Workers | None = None
+    try:
+        for server in servers:  # one probe per process, warm: its first message paths loaded
+            probes.append(await open_socket(room_url(server.ws_url, unique("probe"), "probe"), welcome=welcome))
+            await _round_trips(probes[-1], 3, echo=True, welcome=welcome)
+        pids = [pid(s) for s in servers]
+        rss_before = [rss_kib(p) for p in pids]
+        cpu_before = [cpu_seconds(p) for p in pids]
+        urls = [
+            room_url(servers[i % len(servers)].ws_url, f"{base}-{i // sizes.idle_room_size}", f"s{i}")
+            for i in range(count)
+        ]
+        generators = sockets_processes(sizes)
+        sources = [source_address(index) for index in range(generators)]
+        workers = Workers(
+            urls,
+            processes=generators,
+            welcome=welcome,
+            planned=0,
+            concurrency=sizes.sockets_concurrency,
+            sources=sources,
+        )
+        began = time.monotonic()
+        connected, failed = await workers.start()
+        connect_seconds = time.monotonic() - began
+        cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu_before)
+        held = None
+        if registered is not None:
+            held = await _registered(registered, connected + len(probes)) - len(probes)
+        rss = [rss_kib(p) for p in pids]
+        ping, echo, probes_dropped = await _probe_all(probes, servers, sizes=sizes, welcome=welcome)
+        results = await workers.results(within=0)
+    finally:
+        if workers is not None:
+            workers.stop()
+        await close_all(probes)
+    closed: dict[int | None, int] = {}
+    for result in results:
+        for code, n in result["closed"].items():
+            closed[code] = closed.get(code, 0) + n
+    return {
+        "sockets": count,
+        "server_processes": len(servers),
+        "generator_processes": generators,
+        "source_addresses": sources,
+        "room_size": sizes.idle_room_size,
+        "connected": connected,
+        "failures": failed,
+        # Sockets the server closed while they sat, and with which close codes ([code, count]; None: no close frame).
+        "dropped": sum(closed.values()),
+        "dropped_close_codes": sorted(([code, n] for code, n in closed.items()), key=lambda pair: -pair[1]),
+        "registered": held,
+        "connect_seconds": round(connect_seconds, 2),
+        "connections_per_s": round(connected / connect_seconds, 1),
+        "server_cpu_percent": round(100 * cpu / connect_seconds, 1),
+        "rss_before_kib": rss_before,
+        "rss_kib": rss,
+        "rss_per_socket_kib": round((sum(rss) - sum(rss_before)) / max(1, connected), 2),
+        "ping_ms": latency_summary(ping),
+        "echo_ms": latency_summary(echo),
+        "probes_dropped": probes_dropped,
+    }
+
+
+async def _probe_all(
+    probes: list[ClientConnection], servers: list[DaphneServer], *, sizes: Sizes, welcome: bool
+) -> tuple[list[float], list[float], int]:
+    """
+    Pings and echoes through each server's probe: (pings, echoes, probes
+    dropped). A probe the server closed is counted and replaced once by a new one.
+    """
+    ping: list[float] = []
+    echo: list[float] = []
+    dropped = 0
+    for index, server in enumerate(servers):
+        for _ in range(2):
+            try:
+                if probes[index].state is not State.OPEN:
+                    dropped += 1
+                    url = room_url(server.ws_url, unique("probe"), "probe")
+                    probes[index] = await open_socket(url, welcome=welcome)
+                ping += await _round_trips(probes[index], sizes.sockets_pings, echo=False, welcome=welcome)
+                echo += await _round_trips(probes[index], sizes.sockets_echoes, echo=True, welcome=welcome)
+                break
+            except (WebSocketException, OSError) as error:
+                logger.warning("a probe of %s failed: %s", server.name, error)
+    return ping, echo, dropped
+
+
+async def _registered(count: Callable[[], int], expected: int, within: float = 10) -> int:
+    """The registry's count once it reaches ``expected``, or whatever it is after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        held = await asyncio.to_thread(count)
+        if held >= expected or time.monotonic() > deadline:
+            return held
+        await asyncio.sleep(0.5)

@@ -1,12 +1,11 @@
 """
-What the benchmark runs against: DynamoDB Local, Redis, and daphne processes
-(the product, or the baseline) on free ports on 127.0.0.1, with their CPU time
-and memory read from /proc.
+What the benchmark runs against: DynamoDB Local, Redis, and server processes
+on free ports on 127.0.0.1 (the product and the baseline under daphne, the
+ceiling on its own), with their CPU time and memory read from /proc.
 """
 
 import logging
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -14,9 +13,10 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from chat.stores.dynamodb import INSTANCE_INDEX
 from tests.support.daphne import DaphneServer
 from tests.support.dynamodb_local import CREDENTIALS, DynamoDBLocal
-from tests.support.processes import ROOT, ManagedProcess
+from tests.support.processes import ROOT, ManagedProcess, port_open
 from tests.support.redis import ensure_redis
 
 logger = logging.getLogger(__name__)
@@ -26,15 +26,17 @@ SECRET_KEY = "benchmark-secret-key-not-for-deployment-0123456789"
 # second per room, or the scale-out rate from one socket): the product's
 # per-socket rate limit (10/s, burst 20) is raised so that it refuses nothing.
 RATE_LIMIT = "100000"
+# A product process is stopped only once the bench has closed its sockets: a drain
+# (CHAT_DRAIN_SECONDS, 10 by default) has nothing to spread, and would only hold up the next scenario.
+DRAIN_SECONDS = "1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def raise_open_files() -> int:
-    """Raise this process's open-file limit to its hard limit (children inherit it); returns it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+# The servers a run compares: the product, the Channels tutorial (bench/baseline/)
+# and the bare websockets server (bench/ceiling.py).
+KINDS = ("product", "baseline", "ceiling")
+# Kinds whose first frame is a welcome: a socket of theirs is ready once it came.
+WELCOMES = frozenset({"product", "ceiling"})
+# The product's registry table (CHAT_CONNECTIONS_TABLE).
+CONNECTIONS_TABLE = "ChatConnections"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -95,11 +97,19 @@ class BaselineServer(DaphneServer):
         return ManagedProcess(self.name, argv, env=self.env)
 
 
+class CeilingServer(DaphneServer):
+    """The bare websockets server of bench/ceiling.py, started, awaited and stopped as a daphne process is."""
+
+    def _process(self) -> ManagedProcess:
+        argv = [sys.executable, "-m", "bench.ceiling", "--host", "127.0.0.1", "--port", str(self.port)]
+        return ManagedProcess(self.name, argv, env=self.env)
+
+
 class Stack:
     """
     DynamoDB Local, Redis, collected static files, a migrated database and
     the tables: everything a product process needs. ``server(kind)`` starts
-    one daphne process of either kind; ``stop()`` stops all it started.
+    one server process of any kind; ``stop()`` stops all it started.
     """
 
     def __init__(self) -> None:
@@ -113,23 +123,33 @@ class Stack:
 
     def start(self) -> "Stack":
         self.redis_url = ensure_redis()
-        self.dynamodb = DynamoDBLocal().start()
-        env = self.product_env()
-        for command in (
-            ["collectstatic", "--noinput", "-v", "0"],
-            ["migrate", "--noinput", "-v", "0"],
-            ["ensure_tables"],
-        ):
-            done = subprocess.run(
+        self.dynamodb = DynamoDBLocal()
+        env = {**os.environ, **self.product_env()}
+
+        def manage(*command: str) -> subprocess.Popen:
+            return subprocess.Popen(
                 [sys.executable, "manage.py", *command],
                 cwd=ROOT,
-                env={**os.environ, **env},
-                capture_output=True,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 text=True,
-                timeout=180,
             )
-            if done.returncode != 0:
-                raise RuntimeError(f"manage.py {command[0]} failed:\n{done.stdout}{done.stderr}")
+
+        # Static files and the database need no DynamoDB: prepared while it starts, then the tables.
+        started = [manage("collectstatic", "--noinput", "-v", "0"), manage("migrate", "--noinput", "-v", "0")]
+        try:
+            self.dynamodb.start()
+            started.append(manage("ensure_tables"))
+            for done in started:
+                output = done.communicate(timeout=180)[0]
+                if done.returncode != 0:
+                    raise RuntimeError(f"manage.py {done.args[2]} failed:\n{output}")
+        finally:
+            for done in started:
+                if done.poll() is None:
+                    done.kill()
+                    done.wait(timeout=10)
         return self
 
     def product_env(self, **extra: str) -> dict[str, str]:
@@ -145,9 +165,11 @@ class Stack:
             "DYNAMODB_ENDPOINT_URL": self.dynamodb.endpoint,
             "REDIS_URL": self.redis_url,
             "CHAT_REDIS_PREFIX": self.prefix,
+            "CHAT_CONNECTIONS_TABLE": CONNECTIONS_TABLE,
             "CHAT_LOG_LEVEL": "WARNING",
             "CHAT_RATE_LIMIT_PER_SECOND": RATE_LIMIT,
             "CHAT_RATE_LIMIT_BURST": RATE_LIMIT,
+            "CHAT_DRAIN_SECONDS": DRAIN_SECONDS,
             **extra,
         }
 
@@ -159,17 +181,51 @@ class Stack:
         }
 
     def server(self, kind: str, name: str, **extra: str) -> DaphneServer:
-        """Start a daphne process: ``kind`` is ``product`` or ``baseline``."""
+        """Start a server process: ``kind`` is one of ``KINDS``; ``extra`` is product settings."""
+        return self.start_all([self.prepare(kind, name, **extra)])[0]
+
+    def prepare(self, kind: str, name: str, **extra: str) -> DaphneServer:
+        """A server process of ``kind`` not started yet: ``start_all`` starts it."""
         if kind == "product":
             server = DaphneServer(self.product_env(**extra), name=name)
         elif kind == "baseline":
             server = BaselineServer(self.baseline_env(), name=name)
+        elif kind == "ceiling":
+            server = CeilingServer({}, name=name)
         else:
-            raise ValueError(f"no server kind {kind!r}")
-        self.servers.append(server)
+            raise ValueError(f"no server kind {kind!r}: use one of {', '.join(KINDS)}")
         if kind == "product" and self.profile_dir is not None:
             server.profile_dir = self.profile_dir
-        return server.start(timeout=60)
+        return server
+
+    def start_all(self, servers: list[DaphneServer], timeout: float = 60) -> list[DaphneServer]:
+        """Start these processes side by side, then wait (bounded) until each listens."""
+        for server in servers:
+            self.servers.append(server)
+            server.process.start()
+        for server in servers:
+            server.process.wait_ready(lambda server=server: port_open(server.port, server.host), timeout=timeout)
+        return servers
+
+    def registered(self, instance_ids: list[str]) -> int:
+        """How many connections the product's registry holds for these server processes (``CHAT_INSTANCE_ID``)."""
+        client = self.dynamodb.client()
+        total = 0
+        for instance_id in instance_ids:
+            params = {
+                "TableName": CONNECTIONS_TABLE,
+                "IndexName": INSTANCE_INDEX,
+                "KeyConditionExpression": "instanceId = :instance",
+                "ExpressionAttributeValues": {":instance": {"S": instance_id}},
+                "Select": "COUNT",
+            }
+            for _ in range(10_000):  # bounded: DynamoDB pages at 1 MB read, a few thousand items each
+                page = client.query(**params)
+                total += page["Count"]
+                if "LastEvaluatedKey" not in page:
+                    break
+                params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return total
 
     def stop_servers(self) -> None:
         while self.servers:

@@ -1,6 +1,9 @@
 """
-One benchmark run: start the parts, run every scenario against the product
-and the baseline in turn, and return the figures with their ratios.
+One benchmark run: start the parts, run every scenario against the product,
+the baseline and the ceiling in turn, and return the figures with their
+ratios. Scale-out runs the product and the baseline only, the levers the
+product only: the ceiling keeps its rooms in one process's memory, so it has
+nothing to spread over processes, and no settings to turn.
 """
 
 import logging
@@ -9,13 +12,15 @@ import time
 from typing import Any
 
 from .figures import ratios, side_by_side
-from .scenarios import Sizes, connect_storm, idle_capacity, traffic
-from .servers import Stack
+from .scenarios import Sizes, connect_storm, idle_capacity, many_sockets, sockets_processes, traffic
+from .servers import KINDS, Stack
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("product", "baseline")
-SCENARIOS = ("connect_storm", "fanout", "many_rooms", "idle", "scale_out", "levers")
+# In the order they run; the many-sockets scenario last, as the largest.
+SCENARIOS = ("connect_storm", "fanout", "many_rooms", "idle", "scale_out", "levers", "sockets")
+# Scale-out runs these kinds only (see above).
+SCALE_KINDS = ("product", "baseline")
 # Figures that describe the set-up rather than measure it: no ratio for them.
 SETUP = {
     "connections",
@@ -29,18 +34,23 @@ SETUP = {
     "rate_per_room",
     "seconds",
     "messages_planned",
+    "sockets",
+    "connect_rate_bin_s",
 }
 
 
-def compare(product: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
-    case = side_by_side(product, baseline)
-    case["ratio"] = {k: v for k, v in case["ratio"].items() if k not in SETUP}
+def compare(product: dict[str, Any], baseline: dict[str, Any], ceiling: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The figures side by side, with product/baseline and product/ceiling ratios of what they measure."""
+    case = side_by_side(product, baseline, ceiling)
+    for key in ("ratio", "ratio_to_ceiling"):
+        if key in case:
+            case[key] = {k: v for k, v in case[key].items() if k not in SETUP}
     return case
 
 
 async def run_suite(stack: Stack, sizes: Sizes, only: tuple[str, ...] = SCENARIOS) -> dict[str, Any]:
     scenarios: dict[str, Any] = {}
-    main = {kind: stack.server(kind, f"{kind}-main") for kind in KINDS}
+    main = dict(zip(KINDS, stack.start_all([stack.prepare(kind, f"{kind}-main") for kind in KINDS]), strict=True))
 
     def log_done(name: str, began: float) -> None:
         logger.info("%s done in %.0f s", name, time.monotonic() - began)
@@ -50,7 +60,7 @@ async def run_suite(stack: Stack, sizes: Sizes, only: tuple[str, ...] = SCENARIO
         scenarios["connect_storm"] = {}
         for mode, one_room in (("rooms", False), ("one_room", True)):
             runs = {kind: await connect_storm(main[kind], kind, sizes=sizes, one_room=one_room) for kind in KINDS}
-            scenarios["connect_storm"][mode] = compare(runs["product"], runs["baseline"])
+            scenarios["connect_storm"][mode] = compare(*(runs[kind] for kind in KINDS))
         log_done("connect storm", began)
 
     if "fanout" in only:
@@ -70,7 +80,7 @@ async def run_suite(stack: Stack, sizes: Sizes, only: tuple[str, ...] = SCENARIO
                 )
                 for kind in KINDS
             }
-            scenarios["fanout"][str(members)] = compare(runs["product"], runs["baseline"])
+            scenarios["fanout"][str(members)] = compare(*(runs[kind] for kind in KINDS))
         log_done("fan-out", began)
 
     if "many_rooms" in only:
@@ -88,15 +98,15 @@ async def run_suite(stack: Stack, sizes: Sizes, only: tuple[str, ...] = SCENARIO
             )
             for kind in KINDS
         }
-        scenarios["many_rooms"] = compare(runs["product"], runs["baseline"])
+        scenarios["many_rooms"] = compare(*(runs[kind] for kind in KINDS))
         log_done("many rooms", began)
 
     if "scale_out" in only:
         began = time.monotonic()
-        scenarios["scale_out"] = {kind: {} for kind in (*KINDS, "ratio")}
-        extra: dict[str, list] = {kind: [] for kind in KINDS}
+        scenarios["scale_out"] = {kind: {} for kind in (*SCALE_KINDS, "ratio")}
+        extra: dict[str, list] = {kind: [] for kind in SCALE_KINDS}
         for count in sizes.scale_processes:
-            for kind in KINDS:
+            for kind in SCALE_KINDS:
                 while len(extra[kind]) < count - 1:
                     extra[kind].append(stack.server(kind, f"{kind}-{len(extra[kind]) + 2}"))
                 scenarios["scale_out"][kind][str(count)] = await traffic(
@@ -112,7 +122,7 @@ async def run_suite(stack: Stack, sizes: Sizes, only: tuple[str, ...] = SCENARIO
             scenarios["scale_out"]["ratio"][str(count)] = compare(
                 scenarios["scale_out"]["product"][str(count)], scenarios["scale_out"]["baseline"][str(count)]
             )["ratio"]
-        for kind in KINDS:
+        for kind in SCALE_KINDS:
             for server in extra[kind]:
                 server.stop()
         log_done("scale-out", began)
@@ -120,17 +130,18 @@ async def run_suite(stack: Stack, sizes: Sizes, only: tuple[str, ...] = SCENARIO
     if "idle" in only:
         began = time.monotonic()
         runs = {}
+        fresh = dict(zip(KINDS, stack.start_all([stack.prepare(kind, f"{kind}-idle") for kind in KINDS]), strict=True))
         for kind in KINDS:
-            server = stack.server(kind, f"{kind}-idle")
             try:
-                runs[kind] = await idle_capacity(server, kind, sizes=sizes)
+                runs[kind] = await idle_capacity(fresh[kind], kind, sizes=sizes)
             finally:
-                server.stop()
+                fresh[kind].stop()
         idle = {kind: runs[kind] for kind in KINDS}
-        idle["ratio"] = {
-            str(p["connections"]): ratios(p, b)
-            for p, b in zip(runs["product"]["steps"], runs["baseline"]["steps"], strict=False)
-        }
+        for key, other in (("ratio", "baseline"), ("ratio_to_ceiling", "ceiling")):
+            idle[key] = {
+                str(p["connections"]): ratios(p, o)
+                for p, o in zip(runs["product"]["steps"], runs[other]["steps"], strict=False)
+            }
         scenarios["idle"] = idle
         log_done("idle capacity", began)
 
@@ -138,7 +149,29 @@ async def run_suite(stack: Stack, sizes: Sizes, only: tuple[str, ...] = SCENARIO
         began = time.monotonic()
         scenarios["levers"] = await levers(stack, sizes, scenarios)
         log_done("levers", began)
+
+    if "sockets" in only:
+        began = time.monotonic()
+        scenarios["sockets"] = compare(*[await sockets(stack, kind, sizes) for kind in KINDS])
+        log_done(f"{sizes.sockets} sockets", began)
     return scenarios
+
+
+async def sockets(stack: Stack, kind: str, sizes: Sizes) -> dict[str, Any]:
+    """The many-sockets scenario on fresh processes of ``kind``; the product's each with an instance id to count by."""
+    names = [f"{kind}-sockets-{index + 1}" for index in range(sockets_processes(sizes))]
+    ids = [f"{stack.prefix}-{name}" for name in names]
+    if kind == "product":
+        prepared = [stack.prepare(kind, name, CHAT_INSTANCE_ID=i) for name, i in zip(names, ids, strict=True)]
+    else:
+        prepared = [stack.prepare(kind, name) for name in names]
+    servers = stack.start_all(prepared)
+    try:
+        registered = (lambda: stack.registered(ids)) if kind == "product" else None
+        return await many_sockets(servers, kind, sizes=sizes, registered=registered)
+    finally:
+        for server in servers:
+            server.stop()
 
 
 async def levers(stack: Stack, sizes: Sizes, scenarios: dict[str, Any]) -> dict[str, Any]:

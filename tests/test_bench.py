@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import KINDS
 from bench.suite import SCENARIOS
 
 from .support.processes import ROOT
@@ -15,7 +16,7 @@ from .support.processes import ROOT
 
 @pytest.mark.timeout(400)
 def test_quick_benchmark_runs_every_scenario_and_writes_consistent_figures(tmp_path):
-    """Proves: `python -m bench --quick` measures product and baseline side by side and stops by itself."""
+    """Proves: `python -m bench --quick` measures product, baseline and ceiling side by side and stops by itself."""
     env = {k: v for k, v in os.environ.items() if k not in ("TEST_AWS_RECORD_DIR", "DJANGO_SETTINGS_MODULE")}
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
@@ -32,9 +33,10 @@ def test_quick_benchmark_runs_every_scenario_and_writes_consistent_figures(tmp_p
     scenarios = record["scenarios"]
     assert set(scenarios) == set(SCENARIOS)
 
+    assert KINDS == ("product", "baseline", "ceiling")
     traffic = [*scenarios["fanout"].values(), scenarios["many_rooms"]]
     for case in traffic:
-        for kind in ("product", "baseline"):
+        for kind in KINDS:
             figures = case[kind]
             assert figures["messages_sent"] == figures["messages_planned"] > 0
             assert figures["deliveries_expected"] == figures["messages_sent"] * figures["members_per_room"]
@@ -45,22 +47,51 @@ def test_quick_benchmark_runs_every_scenario_and_writes_consistent_figures(tmp_p
             latency = figures["latency_ms"]
             assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
             assert len(figures["latency_cdf_ms"]) == 101
-        assert case["ratio"]["deliveries_per_s"] == pytest.approx(
-            case["product"]["deliveries_per_s"] / case["baseline"]["deliveries_per_s"], rel=0.01
-        )
+        for key, other in (("ratio", "baseline"), ("ratio_to_ceiling", "ceiling")):
+            assert case[key]["deliveries_per_s"] == pytest.approx(
+                case["product"]["deliveries_per_s"] / case[other]["deliveries_per_s"], rel=0.01
+            )
+            assert "members" not in case[key]  # set-up, not a measurement
 
     for case in scenarios["connect_storm"].values():
-        for kind in ("product", "baseline"):
+        for kind in KINDS:
             figures = case[kind]
             assert figures["connected"] + figures["failures"] == figures["connections"]
             assert figures["connections_per_s"] > 0
-        assert "connections_per_s" in case["ratio"]
+            # The rate over time counts every completed connect once.
+            rates = figures["connect_rate_per_s"]
+            assert sum(rates) * figures["connect_rate_bin_s"] == pytest.approx(figures["connected"], abs=0.5)
+            assert len(rates) * figures["connect_rate_bin_s"] >= figures["timeline_s"][-1]
+        assert "connections_per_s" in case["ratio"] and "connections_per_s" in case["ratio_to_ceiling"]
 
-    for kind in ("product", "baseline"):
+    for kind in KINDS:
         steps = scenarios["idle"][kind]["steps"]
         assert [s["connections"] + s["failures"] for s in steps] == record["sizes"]["idle_steps"]
         assert all(s["rss_kib"] > 0 and s["ping_ms"]["p99"] is not None for s in steps)
+    assert set(scenarios["idle"]["ratio_to_ceiling"]) == {
+        str(s["connections"]) for s in scenarios["idle"]["product"]["steps"]
+    }
+    for kind in ("product", "baseline"):  # scale-out has no ceiling: its rooms live in one process
         assert set(scenarios["scale_out"][kind]) == {str(n) for n in record["sizes"]["scale_processes"]}
+    assert "ceiling" not in scenarios["scale_out"]
+
+    sockets = scenarios["sockets"]
+    for kind in KINDS:
+        figures = sockets[kind]
+        assert figures["sockets"] == record["sizes"]["sockets"]
+        assert figures["connected"] + figures["failures"] == figures["sockets"]
+        assert figures["server_processes"] >= 2 and len(figures["rss_kib"]) == figures["server_processes"]
+        assert len(set(figures["source_addresses"])) == figures["generator_processes"] >= 2
+        assert all(address.startswith("127.0.0.") and address != "127.0.0.1" for address in figures["source_addresses"])
+        assert figures["ping_ms"]["p99"] is not None and figures["echo_ms"]["p99"] is not None
+        rss_growth = sum(figures["rss_kib"]) - sum(figures["rss_before_kib"])
+        assert figures["rss_per_socket_kib"] == pytest.approx(rss_growth / max(1, figures["connected"]), abs=0.01)
+        assert figures["dropped"] == sum(n for _, n in figures["dropped_close_codes"]) <= figures["connected"]
+    product = sockets["product"]
+    # Every open one registered (one dropped after the count may still be in it).
+    assert product["connected"] - product["dropped"] <= product["registered"] <= product["connected"]
+    assert sockets["baseline"]["registered"] is None and sockets["ceiling"]["registered"] is None
+    assert "rss_per_socket_kib" in sockets["ratio"] and "rss_per_socket_kib" in sockets["ratio_to_ceiling"]
     layer = scenarios["levers"]["channel_layer"]
     assert layer["fanout"]["core"]["deliveries_received"] > 0
     assert "deliveries_per_s" in layer["fanout"]["ratio_pubsub_over_core"]
@@ -69,8 +100,9 @@ def test_quick_benchmark_runs_every_scenario_and_writes_consistent_figures(tmp_p
 
     assert {t["met"] for t in record["targets"]} <= {True, False}
     assert len(record["targets"]) >= 8
-    for name in ("latency_cdf", "connect_rate", "rss_per_connection", "scale_out", "results"):
+    for name in ("latency_cdf", "connect_rate", "connects_per_second", "rss_per_connection", "scale_out", "results"):
         assert Path(record["files"][name]).is_file(), name
         if name != "results":
             assert Path(record["files"][name]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "fan-out" in done.stdout and "ratio" in done.stdout
+    assert "fan-out" in done.stdout and "ratio" in done.stdout and "to ceiling" in done.stdout
+    assert "sockets, " in done.stdout
