@@ -99,13 +99,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.identity = f"browser:{client_id}"
         if instance.lapsed():
             # The others may be sweeping this process's connections: a new one would be swept too.
-            self.connect_result = metrics.FAILED
             logger.error("connection refused: this process's heartbeat has lapsed", extra={"room": room})
-            await self.close_with(
-                protocol.CLOSE_SERVER_ERROR,
-                protocol.SERVER_UNAVAILABLE,
-                "The chat is unavailable right now; try again in a moment.",
-            )
+            await self._refuse_unavailable()
             return
         headers = dict(self.scope.get("headers", []))
         connection_id = protocol.new_connection_id()
@@ -130,16 +125,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             welcome = await services.connection_register(socket=socket, since=protocol.since_cursor(since))
         except Exception as error:
             # connection_register left nothing behind.
-            self.connect_result = metrics.FAILED
             if isinstance(error, StoreError):
                 logger.error("connection refused: %s", error, extra={"room": room})
             else:
                 logger.exception("connection refused: registration failed", extra={"room": room})
-            await self.close_with(
-                protocol.CLOSE_SERVER_ERROR,
-                protocol.SERVER_UNAVAILABLE,
-                "The chat is unavailable right now; try again in a moment.",
-            )
+            await self._refuse_unavailable()
             return
         self.connection, self.socket = connection, socket
         self.bucket = TokenBucket(settings.CHAT_RATE_LIMIT_PER_SECOND, settings.CHAT_RATE_LIMIT_BURST)
@@ -358,6 +348,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=code)
 
     # --- Identity ------------------------------------------------------------
+
+    async def _refuse_unavailable(self) -> None:
+        """An accepted socket that cannot be registered: told so (``server_unavailable``), closed with 1011."""
+        self.connect_result = metrics.FAILED
+        await self.close_with(
+            protocol.CLOSE_SERVER_ERROR,
+            protocol.SERVER_UNAVAILABLE,
+            "The chat is unavailable right now; try again in a moment.",
+        )
 
     async def _display_name(self, requested: str | None) -> str | None:
         """

@@ -172,9 +172,9 @@ async def test_prometheus_finds_what_the_traffic_of_a_room_on_two_processes_impl
         )
     await settled(prometheus, wanted)
 
-    # Each process timed its own DynamoDB calls: registry writes (PutItem), the room's roster and history
-    # (Query), and on the sender's process the room's seq counter (UpdateItem).
-    dynamodb = prometheus.query("sum by (instance) (chat_dynamodb_seconds_count{operation='PutItem'})")
+    # Each process timed its own DynamoDB calls: registry writes (BatchWriteItem, new sockets in groups), the
+    # room's roster and history (Query), and on the sender's process the room's seq counter (UpdateItem).
+    dynamodb = prometheus.query("sum by (instance) (chat_dynamodb_seconds_count{operation='BatchWriteItem'})")
     assert set(dynamodb) == {instance(a), instance(b)} and min(dynamodb.values()) > 0
     assert prometheus.query("chat_dynamodb_seconds_count{operation='UpdateItem'}")[instance(a)] > 0
     assert min(prometheus.query("chat_dynamodb_seconds_count{operation='Query'}").values()) > 0

@@ -3,10 +3,9 @@
 import glob
 import os
 import shlex
-import urllib.request
 from collections.abc import Callable
 
-from .processes import ROOT, ManagedProcess, free_port, port_open
+from .processes import ROOT, ManagedProcess, free_port, http_get, port_open
 from .recorded import python_argv
 
 
@@ -99,8 +98,4 @@ class DaphneServer:
         return self.process.output()
 
     def get(self, path: str, timeout: float = 5) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+        return http_get(self.url + path, timeout)

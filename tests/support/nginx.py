@@ -17,10 +17,9 @@ import json
 import shutil
 import subprocess
 import tempfile
-import urllib.request
 from pathlib import Path
 
-from .processes import ROOT, ManagedProcess, free_port, port_open
+from .processes import ROOT, ManagedProcess, free_port, http_get, port_open
 
 PLATFORM = ROOT / ".platform" / "nginx"
 UPSTREAM = PLATFORM / "conf.d" / "daphne-upstream.conf"
@@ -136,11 +135,7 @@ class NginxServer:
         return self.process.output()
 
     def get(self, path: str, timeout: float = 5) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+        return http_get(self.url + path, timeout)
 
 
 def upstream_hops(entry: dict[str, str]) -> list[tuple[str, str]]:

@@ -6,6 +6,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +37,15 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, what: str, in
     raise TimeoutError(
         f"{what} not ready after {timeout:.0f} s" + (f" (last error: {last_error})" if last_error else "")
     )
+
+
+def http_get(url: str, timeout: float = 5) -> tuple[int, bytes]:
+    """The status and body of a GET, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
