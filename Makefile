@@ -1,6 +1,6 @@
 # make run   - set everything up and run the chat on http://127.0.0.1:8000
 # make test  - set everything up and run the whole test suite
-# make bench - the benchmark, product against baseline (about 15 minutes; BENCH_ARGS=--quick: under one)
+# make bench - the benchmark: product, tutorial and ceiling (about 30 minutes; BENCH_ARGS=--quick: about one)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
