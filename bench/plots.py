@@ -28,11 +28,14 @@ def latency_cdf(scenarios: dict[str, Any], path: Path) -> Path:
                 fractions = [i / (len(points) - 1) for i in range(len(points))]
                 ax.plot(points, fractions, style, color=COLOURS[kind], label=f"{LABELS[kind]}, {label}")
     ax.set_xscale("log")
-    ax.set_xlabel("delivery latency (ms, log scale)")
-    ax.set_ylabel("fraction of deliveries")
-    ax.set_title("Delivery latency")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _label(
+        ax,
+        "delivery latency (ms, log scale)",
+        "fraction of deliveries",
+        "Delivery latency",
+        which="both",
+        legend_size=8,
+    )
     return _save(fig, path)
 
 
@@ -47,11 +50,7 @@ def connect_rate(scenarios: dict[str, Any], path: Path) -> Path:
                 counts = [figures["connected"] * i / (len(timeline) - 1) for i in range(len(timeline))]
                 label = f"{LABELS[kind]}, {mode.replace('_', ' ')}: {figures['connections_per_s']:.0f}/s"
                 ax.plot(timeline, counts, style, color=COLOURS[kind], label=label)
-    ax.set_xlabel("seconds since the storm began")
-    ax.set_ylabel("connections ready")
-    ax.set_title("Connect storm")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    _label(ax, "seconds since the storm began", "connections ready", "Connect storm", legend_size=8)
     return _save(fig, path)
 
 
@@ -68,11 +67,13 @@ def connects_per_second(scenarios: dict[str, Any], path: Path) -> Path:
                 times = [width * i for i in range(len(rates) + 1)]
                 label = f"{LABELS[kind]}, {mode.replace('_', ' ')}"
                 ax.step(times, [0, *rates], style, where="pre", color=COLOURS[kind], label=label)
-    ax.set_xlabel("seconds since the storm began")
-    ax.set_ylabel("connections completed per second")
-    ax.set_title("Connect storm: rate over time")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    _label(
+        ax,
+        "seconds since the storm began",
+        "connections completed per second",
+        "Connect storm: rate over time",
+        legend_size=8,
+    )
     return _save(fig, path)
 
 
@@ -89,11 +90,7 @@ def rss_per_connection(scenarios: dict[str, Any], path: Path) -> Path:
             label=LABELS[kind],
         )
     ax.axhline(40, color="grey", linestyle=":", label="target: 40 KiB")
-    ax.set_xlabel("idle connections on one process")
-    ax.set_ylabel("RSS per connection (KiB)")
-    ax.set_title("Memory per idle connection")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    _label(ax, "idle connections on one process", "RSS per connection (KiB)", "Memory per idle connection")
     return _save(fig, path)
 
 
@@ -110,12 +107,17 @@ def scale_out(scenarios: dict[str, Any], path: Path) -> Path:
             color=COLOURS[kind],
             label=LABELS[kind],
         )
-    ax.set_xlabel("daphne processes")
-    ax.set_ylabel("deliveries per second")
-    ax.set_title("Scale-out (fan-out, one room)")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    _label(ax, "daphne processes", "deliveries per second", "Scale-out (fan-out, one room)")
     return _save(fig, path)
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str, *, which: str = "major", legend_size: int | None = None) -> None:
+    """Axis labels, title, a light grid and the legend: the same on every plot."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which=which, alpha=0.3)
+    ax.legend(**({"fontsize": legend_size} if legend_size else {}))
 
 
 def _save(fig, path: Path) -> Path:
