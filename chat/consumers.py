@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http.cookie import parse_cookie
 
 from . import metrics, protocol, services
+from .daphne_sockets import wire_of
 from .exceptions import ProtocolError, StoreError, TooManyReactions, UnknownMessage
 from .instance import get_server_instance
 from .limits import RefusalWindow, TokenBucket, client_address
@@ -121,7 +122,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:512],
                 sender=self.tag,
             )
-            socket = LocalSocket(connection, self, max_duration=float(settings.CHAT_MAX_CONNECTION_DURATION))
+            socket = LocalSocket(
+                connection,
+                self,
+                max_duration=float(settings.CHAT_MAX_CONNECTION_DURATION),
+                wire=wire_of(self.base_send),
+            )
             welcome = await services.connection_register(socket=socket, since=protocol.since_cursor(since))
         except Exception as error:
             # connection_register left nothing behind.

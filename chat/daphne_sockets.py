@@ -25,12 +25,23 @@ sent, whatever the client sends, and dropped if no pong comes within
 every 2 s, so a ping may leave up to 2 s late. The settings govern, not
 daphne's command-line flags.
 
+Room frames. A room frame goes to every local member, so it is framed
+once (``text_frame``) and written to each socket's own file descriptor
+(``Wire``), skipping what daphne and autobahn do for every frame: the ASGI
+send, autobahn's framing and debug logging, and Twisted's buffered write,
+which registers the socket with epoll and takes it off again for each one.
+Only a socket with nothing unsent takes this path, so frames never pass each
+other; whatever the kernel does not take at once is handed to Twisted's
+buffer as usual, and the outbound cap counts it the same.
+
 daphne builds its own ``WebSocketProtocol`` for each socket, so the class is
 patched rather than subclassed.
 """
 
+import functools
 import logging
 import math
+import struct
 import time
 
 from daphne.ws_protocol import WebSocketProtocol
@@ -102,10 +113,79 @@ def _send(self: WebSocketProtocol, content: str | bytes, binary: bool = False) -
     if self.chat_closing:
         return  # closed as a slow consumer: nothing more is queued for it
     _daphne_send(self, content, binary)
-    # The hot path of every fan-out: a few attribute reads and one comparison.
+    # A few attribute reads and one comparison.
     buffer = self.chat_buffer
     if buffer is not None and len(buffer.dataBuffer) - buffer.offset + buffer._tempDataLen > self.chat_outbound_limit:
         _passed_limit(self, len(content) if binary else len(content.encode()))
+
+
+def text_frame(text: str) -> bytes:
+    """``text`` as one unmasked WebSocket text frame (FIN, opcode 1), as a server sends it."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
+class Wire:
+    """
+    Writes prepared frames (``text_frame``) straight to one daphne socket.
+    ``write`` returns False, having written nothing, when the socket is not
+    open or its frames must go through daphne (TLS, or autobahn has frames
+    queued): the caller then sends the text the usual way.
+    """
+
+    __slots__ = ("buffer", "protocol")
+
+    def __init__(self, protocol: WebSocketProtocol, buffer: FileDescriptor) -> None:
+        self.protocol = protocol
+        self.buffer = buffer
+
+    def write(self, frame: bytes) -> bool:
+        protocol, buffer = self.protocol, self.buffer
+        if protocol.state != protocol.STATE_OPEN or protocol.chat_closing or protocol.send_queue:
+            return False
+        if buffer._tempDataLen or len(buffer.dataBuffer) > buffer.offset:
+            buffer.write(frame)  # behind what is unsent: in order, through Twisted's buffer
+        elif not buffer.connected or buffer.disconnecting or buffer._writeDisconnected:
+            return False
+        else:
+            try:
+                sent = buffer.socket.send(frame)
+            except OSError:  # the kernel takes nothing now, or the connection failed: Twisted's write finds out
+                sent = 0
+            if sent == len(frame):
+                return True
+            if sent:
+                # A frame begun: the rest goes where Twisted keeps what it began
+                # writing, which a slow consumer's close does not drop.
+                buffer.dataBuffer, buffer.offset = frame[sent:], 0
+                buffer.startWriting()
+            else:
+                buffer.write(frame)
+        if len(buffer.dataBuffer) - buffer.offset + buffer._tempDataLen > protocol.chat_outbound_limit:
+            _passed_limit(protocol, len(frame))
+        return True
+
+
+def wire_of(send) -> Wire | None:
+    """
+    The ``Wire`` of the socket an ASGI ``send`` callable answers, when it is
+    daphne's own (``functools.partial(server.handle_reply, protocol)``) on a
+    plain TCP connection; None otherwise (another server, a wrapped send, TLS).
+    """
+    if not isinstance(send, functools.partial) or len(send.args) != 1:
+        return None
+    protocol = send.args[0]
+    if not isinstance(protocol, WebSocketProtocol) or getattr(send.func, "__name__", "") != "handle_reply":
+        return None
+    buffer = protocol.chat_buffer
+    if buffer is None or buffer is not protocol.transport or not hasattr(buffer, "socket"):
+        return None
+    return Wire(protocol, buffer)
 
 
 def _passed_limit(self: WebSocketProtocol, frame_bytes: int) -> None:

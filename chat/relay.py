@@ -23,6 +23,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import metrics
+from .daphne_sockets import Wire, text_frame
 from .protocol import JOIN, MESSAGE, MESSAGE_DELETED, MESSAGE_EDITED, MESSAGE_EVENTS, decode, encode, tombstone
 from .stores import Connection, get_message_store
 
@@ -133,10 +134,20 @@ class LocalSocket:
         "opened",
         "pending",
         "recorded_at",
+        "wire",
     )
 
-    def __init__(self, connection: Connection, client: SocketClient, *, max_duration: float = float("inf")) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        client: SocketClient,
+        *,
+        max_duration: float = float("inf"),
+        wire: Wire | None = None,
+    ) -> None:
         self.connection = connection
+        # daphne's socket itself, for room frames prepared once for every member (chat.daphne_sockets).
+        self.wire = wire
         self.connection_id = connection.connection_id
         self.client = client
         self.pending: list[tuple[int | None, str]] | None = []
@@ -476,6 +487,7 @@ class RoomRelay:
     async def _write(self, room: Room, event: dict[str, Any]) -> None:
         text, exclude, seq = event["text"], event.get("exclude"), event.get("seq")
         written = 0
+        frame = None  # the WebSocket frame, made once for the members with a wire
         for member in list(room.members.values()):
             if member.connection_id == exclude:
                 continue
@@ -485,6 +497,12 @@ class RoomRelay:
             if member.skips(seq):
                 continue
             try:
+                if (wire := member.wire) is not None:
+                    if frame is None:
+                        frame = text_frame(text)
+                    if wire.write(frame):
+                        written += 1
+                        continue
                 await member.send(text)
                 written += 1
             except Exception:
