@@ -24,7 +24,7 @@ from .instance import get_server_instance
 from .limits import RefusalWindow, TokenBucket, client_address
 from .models import MODERATE_MESSAGES
 from .moderation.rules import ban_refusal, send_refusal
-from .names import guest_display_name
+from .names import guest_display_name_for
 from .relay import LocalSocket
 from .uploads.attachments import checked, mark_sent
 from .uploads.storage import uploads_enabled
@@ -378,11 +378,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             if user.is_authenticated:
                 self.identity = f"user:{user.pk}"
-                self.operator = user.is_active and user.is_staff and await user.ahas_perm(MODERATE_MESSAGES)
+                if user.is_active and user.is_staff:
+                    self.operator = await database_sync_to_async(user.has_perm)(MODERATE_MESSAGES)
                 return user.get_username()[: protocol.NAME_MAX_LENGTH]
         if not settings.CHAT_ALLOW_ANONYMOUS:
             return None
-        return await database_sync_to_async(guest_display_name)(requested)
+        return await guest_display_name_for(requested)
 
 
 def _cookies(scope: dict) -> dict[str, str]:

@@ -19,6 +19,7 @@ import time
 import unicodedata
 
 import icu
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
@@ -34,6 +35,9 @@ GUEST_SUFFIX = " (guest)"
 ZERO_WIDTH_JOINER = "\u200d"
 # Seconds a process trusts its set of registered names while the user table's size and highest key stay the same.
 REGISTERED_TTL = 60.0
+# Seconds a connect trusts that answer without asking the database again (a user registered
+# through another process counts from then on): a storm of guests asks once a second, not once each.
+FINGERPRINT_SECONDS = 1.0
 
 
 def guest_name() -> str:
@@ -98,10 +102,17 @@ class RegisteredNames:
         self._skeletons: frozenset[str] = frozenset()
         self._fingerprint: tuple | None = None
         self._read_at = float("-inf")
+        self._asked_at = float("-inf")  # when the database last confirmed the fingerprint
         self._lock = threading.Lock()
 
     def invalidate(self, **_: object) -> None:
         self._fingerprint = None
+
+    def recent(self) -> frozenset[str] | None:
+        """The skeletons, if the database confirmed them less than ``FINGERPRINT_SECONDS`` ago; None: ask it."""
+        if self._fingerprint is None or time.monotonic() - self._asked_at >= FINGERPRINT_SECONDS:
+            return None
+        return self._skeletons
 
     def taken(self, name: str) -> bool:
         """Whether ``name`` looks like a registered username; False (logged once) without a database."""
@@ -115,11 +126,13 @@ class RegisteredNames:
         model = get_user_model()
         summary = model.objects.aggregate(count=Count("pk"), last=Max("pk"))
         fingerprint = (summary["count"], summary["last"])
+        asked_at = time.monotonic()
         with self._lock:
-            if fingerprint != self._fingerprint or time.monotonic() - self._read_at >= REGISTERED_TTL:
+            if fingerprint != self._fingerprint or asked_at - self._read_at >= REGISTERED_TTL:
                 usernames = model.objects.values_list(model.USERNAME_FIELD, flat=True).iterator()
                 self._skeletons = frozenset(skeleton(username) for username in usernames)
                 self._fingerprint, self._read_at = fingerprint, time.monotonic()
+            self._asked_at = asked_at
             return self._skeletons
 
 
@@ -128,13 +141,26 @@ post_save.connect(registered_names.invalidate, sender=settings.AUTH_USER_MODEL, 
 post_delete.connect(registered_names.invalidate, sender=settings.AUTH_USER_MODEL, dispatch_uid="chat-names")
 
 
-def guest_display_name(requested: str | None) -> str:
+def guest_display_name(requested: str | None, registered: frozenset[str] | None = None) -> str:
     """
     The name a guest chats under: ``requested``, cleaned; with `` (guest)``
-    added when it passes for a registered user. Blocking (the ORM): call it
-    through ``database_sync_to_async``.
+    added when it passes for a registered user. Blocking (the ORM) unless
+    ``registered`` (the skeletons of the registered names) is given: call
+    it through ``database_sync_to_async``, or use ``guest_display_name_for``.
     """
     name = clean_name(requested)
-    if requested is not None and registered_names.taken(name):
-        name = f"{name[: NAME_MAX_LENGTH - len(GUEST_SUFFIX)]}{GUEST_SUFFIX}"
+    if requested is not None:
+        taken = skeleton(name) in registered if registered is not None else registered_names.taken(name)
+        if taken:
+            name = f"{name[: NAME_MAX_LENGTH - len(GUEST_SUFFIX)]}{GUEST_SUFFIX}"
     return name
+
+
+async def guest_display_name_for(requested: str | None) -> str:
+    """``guest_display_name`` from the event loop: in a thread only when the database must be asked."""
+    if requested is None:
+        return clean_name(None)
+    registered = registered_names.recent()
+    if registered is None:
+        return await database_sync_to_async(guest_display_name)(requested)
+    return guest_display_name(requested, registered)

@@ -92,6 +92,18 @@ def chat_settings(dynamodb_local, redis_url, redis_prefix, static_root, django_d
     override.disable()
 
 
+@pytest.fixture(autouse=True)
+def registered_names_read_afresh():
+    """
+    A test's users are rolled back with it, and a rollback sends no
+    post_delete: the in-process set of registered names, which a connect may
+    trust for a second, is read afresh for each test.
+    """
+    from chat.names import registered_names
+
+    registered_names.invalidate()
+
+
 @pytest.fixture(scope="session")
 def server_database(tmp_path_factory) -> str:
     """A migrated SQLite database for the daphne processes of this run."""
