@@ -12,6 +12,7 @@ from importlib import import_module
 from urllib.parse import parse_qs
 
 from channels.auth import get_user
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -58,6 +59,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     accepted = False  # the handshake completed: its close is counted by code
     connect_result = metrics.REFUSED  # how _connect ended, unless the socket was welcomed
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels' own dispatch first closes stale database connections, in a
+        # thread, for every frame. This consumer reaches the ORM only at connect
+        # and only through database_sync_to_async, which closes them itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         """``$connect``, counted by result (``chat_connects_total``) and, when welcomed, timed from the handshake."""
