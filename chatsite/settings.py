@@ -217,7 +217,8 @@ _REDIS_HOSTS = REDIS_URLS or ([REDIS_URL] if REDIS_URL else [])
 # tutorial's default). bench/README.md has the measurements behind the default.
 CHAT_CHANNEL_LAYER = env("CHAT_CHANNEL_LAYER", "pubsub")
 _CHANNEL_LAYER_BACKENDS = {
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    # channels-redis' own, publishing in pipelines (chat/layers.py).
+    "pubsub": "chat.layers.RedisPubSubChannelLayer",
     # channels-redis' own, but sending to a process's channel on the Redis it reads (chat/layers.py).
     "core": "chat.layers.RedisChannelLayer",
 }

@@ -74,7 +74,7 @@ def chat_settings(dynamodb_local, redis_url, redis_prefix, static_root, django_d
 
     layers = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "chat.layers.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [redis_url], "prefix": redis_prefix},
         }
     }

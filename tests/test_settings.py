@@ -63,7 +63,7 @@ def test_redis_urls_spread_the_channel_layer_over_every_server_listed_in_order()
     done = channel_layers(REDIS_URLS=" redis://10.0.2.7:6379/0 ,, redis://10.0.1.5:6379/0 , ", REDIS_URL="")
     assert done.returncode == 0, done.stderr
     layer = json.loads(done.stdout)
-    assert layer["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert layer["BACKEND"] == "chat.layers.RedisPubSubChannelLayer"
     assert layer["CONFIG"]["hosts"] == ["redis://10.0.2.7:6379/0", "redis://10.0.1.5:6379/0"]
 
 
