@@ -62,7 +62,12 @@ GRANTS = (
         "$connect records the connection, up to 25 in one write; a draining process forgets its sockets",
     ),
     Grant(APPLICATION, "dynamodb:GetItem", "table:connections", "looks a connection up; /healthz's ping"),
-    Grant(APPLICATION, "dynamodb:UpdateItem", "table:connections", "records lastActiveAt, at most once a minute"),
+    Grant(
+        APPLICATION,
+        "dynamodb:PartiQLUpdate",
+        "table:connections",
+        "records lastActiveAt, at most once a minute, up to 25 in one BatchExecuteStatement",
+    ),
     Grant(APPLICATION, "dynamodb:Scan", "table:connections", "lists every live connection for operators"),
     Grant(APPLICATION, "dynamodb:Query", "indexes:connections", "room members and counts; a dead process's sockets"),
     # The running server: heartbeats of server processes.
@@ -73,15 +78,22 @@ GRANTS = (
         APPLICATION, "dynamodb:DeleteItem", "table:instances", "a sweeper forgets a dead process; a drained one leaves"
     ),
     # The running server: room history.
-    Grant(APPLICATION, "dynamodb:PutItem", "table:messages", "stores each message sent"),
+    Grant(APPLICATION, "dynamodb:BatchWriteItem", "table:messages", "stores each message sent, up to 25 in one write"),
     Grant(APPLICATION, "dynamodb:Query", "table:messages", "welcome history, ?since= recovery, the history action"),
     Grant(APPLICATION, "dynamodb:GetItem", "table:messages", "the original of a resent message; a message reacted to"),
     Grant(APPLICATION, "dynamodb:UpdateItem", "table:messages", "reactions, edits and deletes change a message"),
     Grant(APPLICATION, "dynamodb:Query", "indexes:messages", "a cursor given as a message id (id-index)"),
     # The running server: each room's seq, and recent sends by clientMessageId.
-    Grant(APPLICATION, "dynamodb:UpdateItem", "table:rooms", "gives each message its seq (an atomic ADD); moderation"),
+    Grant(
+        APPLICATION,
+        "dynamodb:PartiQLUpdate",
+        "table:rooms",
+        "gives messages their seqs, up to 25 rooms in one BatchExecuteStatement",
+    ),
+    Grant(APPLICATION, "dynamodb:UpdateItem", "table:rooms", "a room's first seq (an atomic ADD); moderation"),
     Grant(APPLICATION, "dynamodb:PutItem", "table:rooms", "claims a clientMessageId; a slow-mode turn (conditional)"),
-    Grant(APPLICATION, "dynamodb:GetItem", "table:rooms", "finds the seq a resent message got; moderation rules"),
+    Grant(APPLICATION, "dynamodb:GetItem", "table:rooms", "finds the seq a resent message got; the bans"),
+    Grant(APPLICATION, "dynamodb:BatchGetItem", "table:rooms", "reads rooms' moderation rules, up to 25 in one call"),
     # The running server: static files on S3.
     Grant(APPLICATION, "s3:GetObject", "manifest", "reads the static manifest to name hashed files (S3 only)"),
     # The running server: files people upload (the browser's POST is authorized by the server's signature).

@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -54,6 +55,8 @@ TTL_ATTRIBUTE = "expiresAt"
 # BatchWriteItem takes at most 25 requests; what DynamoDB leaves unprocessed is retried this often.
 BATCH_SIZE = 25
 BATCH_ATTEMPTS = 5
+# Rooms a message store remembers having a seq counter (the oldest forgotten first).
+COUNTERS_KEPT = 10_000
 
 # Item attribute for each Connection field.
 _ATTRIBUTES = {
@@ -262,52 +265,84 @@ async def _batch_write(table: DynamoDBTable, requests: list[dict[str, Any]]) -> 
 
 class GroupCommit:
     """
-    Puts gathered into one BatchWriteItem: the first waits at most
-    ``window`` seconds for others to join it, and a batch goes at once when
-    it has ``BATCH_SIZE``. Each ``put`` returns when its batch is written,
-    or raises what the batch raised. A busy process writes one request per
-    25 items instead of one each; a quiet one waits ``window`` more.
+    Requests gathered into calls of up to ``BATCH_SIZE``: ``run(items)``
+    makes one call for a batch and returns a result (or an exception) for
+    each item. At most ``concurrency`` calls are in flight; while they are,
+    requests wait, and each one that returns takes up to ``BATCH_SIZE`` of
+    them at once. With a call free, a request waits at most ``window``
+    seconds for others to join it. So a quiet process sends each request
+    on its own, at once, and a busy one fewer and larger calls: the busier,
+    the larger. ``submit`` returns its item's result, or raises.
     """
 
-    def __init__(self, table: DynamoDBTable, *, window: float) -> None:
-        self.table = table
+    def __init__(
+        self,
+        run: Callable[[list[Any]], Awaitable[list[Any]]],
+        *,
+        window: float,
+        concurrency: int = 4,
+    ) -> None:
+        self.run = run
         self.window = window
-        self._waiting: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self.concurrency = concurrency
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: list[tuple[Any, asyncio.Future]] = []
         self._timer: asyncio.TimerHandle | None = None
-        self._writes: set[asyncio.Task] = set()
+        self._calls: set[asyncio.Task] = set()
 
-    async def put(self, item: dict[str, Any]) -> None:
+    async def submit(self, item: Any) -> Any:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a store outlives an event loop (one per test): start afresh on this one
+            self._loop, self._waiting, self._timer, self._calls = loop, [], None, set()
         done = loop.create_future()
         self._waiting.append((item, done))
         if len(self._waiting) >= BATCH_SIZE:
             self._send()
-        elif self._timer is None:
+        elif self._timer is None and len(self._calls) < self.concurrency:
             self._timer = loop.call_later(self.window, self._send)
-        await done
+        return await done
 
     def _send(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._waiting = self._waiting[:BATCH_SIZE], self._waiting[BATCH_SIZE:]
-        if self._waiting:
-            self._timer = asyncio.get_running_loop().call_later(self.window, self._send)
-        task = asyncio.create_task(self._write(batch))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        while self._waiting and len(self._calls) < self.concurrency:
+            batch, self._waiting = self._waiting[:BATCH_SIZE], self._waiting[BATCH_SIZE:]
+            task = asyncio.create_task(self._call(batch))
+            self._calls.add(task)
+            task.add_done_callback(self._returned)
 
-    async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future]]) -> None:
+    def _returned(self, task: asyncio.Task) -> None:
+        self._calls.discard(task)
+        if self._waiting:
+            self._send()  # they waited for this call: they go now
+
+    async def _call(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
         try:
-            await _batch_write(self.table, [{"PutRequest": {"Item": item}} for item, _ in batch])
+            results = await self.run([item for item, _ in batch])
         except Exception as error:
+            results = [error] * len(batch)
+        except BaseException:
             for _, done in batch:
-                if not done.done():
-                    done.set_exception(error)
-            return
-        for _, done in batch:
-            if not done.done():
-                done.set_result(None)
+                done.cancel()  # the process is stopping: so are its callers
+            raise
+        for (_, done), result in zip(batch, results, strict=True):
+            if done.done():
+                continue  # its caller gave up (cancelled)
+            if isinstance(result, BaseException):
+                done.set_exception(result)
+            else:
+                done.set_result(result)
+
+
+def _puts(table: DynamoDBTable) -> Callable[[list[dict[str, Any]]], Awaitable[list[None]]]:
+    """A ``GroupCommit`` run: the items put in one BatchWriteItem."""
+
+    async def run(items: list[dict[str, Any]]) -> list[None]:
+        await _batch_write(table, [{"PutRequest": {"Item": item}} for item in items])
+        return [None] * len(items)
+
+    return run
 
 
 class DynamoDBConnectionStore(ConnectionStore):
@@ -336,7 +371,9 @@ class DynamoDBConnectionStore(ConnectionStore):
             "CHAT_CONNECTION_STORE", options, instances_table_name="ChatInstances"
         )
         # New connections are written in groups, up to 25 in one BatchWriteItem.
-        self.registrations = GroupCommit(self.table, window=register_window)
+        self.registrations = GroupCommit(_puts(self.table), window=register_window)
+        # Activity, up to 25 connections in one BatchExecuteStatement (see _touch_many).
+        self.touches = GroupCommit(self._touch_many, window=register_window, concurrency=1)
         # Heartbeats go through a client and threads of their own, with one
         # attempt bounded by heartbeat_timeout: bulk work on the shared pool
         # cannot hold one up, and a stuck one frees its thread for the next.
@@ -373,7 +410,7 @@ class DynamoDBConnectionStore(ConnectionStore):
         return _from_item(item) if item else None
 
     async def register(self, connection: Connection) -> None:
-        await self.registrations.put(_to_item(connection))
+        await self.registrations.submit(_to_item(connection))
 
     async def remove_many(self, connection_ids: list[str]) -> None:
         for start in range(0, len(connection_ids), BATCH_SIZE):
@@ -412,18 +449,32 @@ class DynamoDBConnectionStore(ConnectionStore):
         return Page([_from_item(i) for i in response["Items"]], encode_cursor(response.get("LastEvaluatedKey")))
 
     async def touch(self, connection_id: str, last_active_at: str) -> bool:
-        try:
-            await self.table.call(
-                "update_item",
-                TableName=self.table.table_name,
-                Key={"connectionId": {"S": connection_id}},
-                UpdateExpression="SET lastActiveAt = :at",
-                ConditionExpression="attribute_exists(connectionId)",
-                ExpressionAttributeValues={":at": {"S": last_active_at}},
-            )
-        except ConditionFailed:  # the item is gone
-            return False
-        return True
+        return await self.touches.submit((connection_id, last_active_at))
+
+    async def _touch_many(self, touches: list[tuple[str, str]]) -> list[bool | BaseException]:
+        """
+        ``lastActiveAt`` of up to 25 connections in one BatchExecuteStatement:
+        a PartiQL UPDATE each, which changes only an item that exists (False
+        for one that is gone).
+        """
+        latest = dict(touches)  # one statement per connection: the latest time wins
+        statement = f'UPDATE "{self.table.table_name}" SET lastActiveAt = ? WHERE connectionId = ?'
+        response = await self.table.call(
+            "batch_execute_statement",
+            Statements=[
+                {"Statement": statement, "Parameters": [{"S": moment}, {"S": connection_id}]}
+                for connection_id, moment in latest.items()
+            ],
+        )
+        done: dict[str, bool | BaseException] = {}
+        for connection_id, answer in zip(latest, response["Responses"], strict=True):
+            code = answer.get("Error", {}).get("Code")
+            if code is None or code == "ConditionalCheckFailed":
+                done[connection_id] = code is None
+            else:
+                metrics.DYNAMODB_ERRORS.labels("BatchExecuteStatement", code).inc()
+                done[connection_id] = StoreUnavailable(f"{self.table.endpoint} refused a lastActiveAt update: {code}")
+        return [done[connection_id] for connection_id, _ in touches]
 
     async def count(self, room: str, *, limit: int = 10_000) -> int:
         # Query with Select=COUNT reads the room's index entries but returns
@@ -621,18 +672,95 @@ class DynamoDBMessageStore(MessageStore):
     ``key``) holds each room's seq counter (``seq#<room>``, an atomic ADD:
     one seq per call, never twice, whatever restarts) and, until they
     expire, the sends a clientMessageId has claimed (``send#<hash>``).
+
+    ``append_window``: seconds a message's write waits for others (any
+    room's) to share its BatchWriteItem (default 0.005; up to 25 a call).
+    Other options as ``DynamoDBTable`` takes them.
     """
 
     def __init__(self, **options: Any) -> None:
-        self.table, self.rooms_table = _tables("CHAT_MESSAGE_STORE", dict(options), rooms_table_name="ChatRooms")
+        options = dict(options)
+        append_window = options.pop("append_window", 0.005)
+        if not isinstance(append_window, int | float) or append_window < 0:
+            raise ImproperlyConfigured(
+                f"CHAT_MESSAGE_STORE['OPTIONS']['append_window']={append_window!r}: use seconds, 0 or more."
+            )
+        self.table, self.rooms_table = _tables("CHAT_MESSAGE_STORE", options, rooms_table_name="ChatRooms")
+        # Messages and events are written in groups, up to 25 in one BatchWriteItem, whatever their rooms.
+        self.appends = GroupCommit(_puts(self.table), window=append_window)
+        # Seqs, for up to 25 rooms in one BatchExecuteStatement (see _next_seqs).
+        self.seqs = GroupCommit(self._next_seqs, window=append_window)
+        self._counters: dict[str, None] = {}  # rooms whose counters exist, oldest first
 
     async def next_seq(self, room: str) -> int:
+        return await self.seqs.submit(room)
+
+    async def _next_seqs(self, rooms: list[str]) -> list[int | BaseException]:
+        """
+        A seq for each of ``rooms``, in order (a room named twice gets two,
+        the first the lower). The rooms whose counters this process has
+        seen: one PartiQL UPDATE a room, adding how many it needs, all in
+        one BatchExecuteStatement. The others (a room's first message here),
+        and any whose statement failed (its counter did not exist), each by
+        an UpdateItem ``ADD``, which creates the counter; all side by side.
+        """
+        wanted: dict[str, int] = {}
+        for room in rooms:
+            wanted[room] = wanted.get(room, 0) + 1
+        known = [room for room in wanted if room in self._counters]
+        last: dict[str, int | BaseException] = {}
+
+        async def add(room: str) -> None:
+            try:
+                last[room] = await self._add_seqs(room, wanted[room])
+            except StoreError as error:
+                last[room] = error
+
+        async def batch() -> None:
+            statement = f'UPDATE "{self.rooms_table.table_name}" SET seq = seq + ? WHERE "key" = ? RETURNING ALL NEW *'
+            response = await self.rooms_table.call(
+                "batch_execute_statement",
+                Statements=[
+                    {"Statement": statement, "Parameters": [{"N": str(wanted[room])}, {"S": f"seq#{room}"}]}
+                    for room in known
+                ],
+            )
+            failed = []
+            for room, answer in zip(known, response["Responses"], strict=True):
+                if "Item" in answer:
+                    last[room] = int(answer["Item"]["seq"]["N"])
+                else:
+                    failed.append(room)
+            await asyncio.gather(*(add(room) for room in failed))
+
+        await asyncio.gather(*([batch()] if known else []), *(add(room) for room in wanted if room not in known))
+        for room, top in last.items():
+            if not isinstance(top, BaseException):
+                self._counter_seen(room)
+        seqs: list[int | BaseException] = []
+        given: dict[str, int] = {}
+        for room in rooms:
+            top = last[room]
+            if isinstance(top, BaseException):
+                seqs.append(top)
+                continue
+            given[room] = given.get(room, 0) + 1
+            seqs.append(top - wanted[room] + given[room])
+        return seqs
+
+    def _counter_seen(self, room: str) -> None:
+        self._counters[room] = None
+        if len(self._counters) > COUNTERS_KEPT:
+            del self._counters[next(iter(self._counters))]
+
+    async def _add_seqs(self, room: str, count: int) -> int:
+        """The last of ``count`` seqs taken for ``room`` by one UpdateItem (creating its counter if need be)."""
         response = await self.rooms_table.call(
             "update_item",
             TableName=self.rooms_table.table_name,
             Key={"key": {"S": f"seq#{room}"}},
-            UpdateExpression="ADD seq :one",
-            ExpressionAttributeValues={":one": {"N": "1"}},
+            UpdateExpression="ADD seq :count",
+            ExpressionAttributeValues={":count": {"N": str(count)}},
             ReturnValues="UPDATED_NEW",
         )
         return int(response["Attributes"]["seq"]["N"])
@@ -656,7 +784,7 @@ class DynamoDBMessageStore(MessageStore):
             item = {"room": {"S": message["room"]}, "event": {"S": json.dumps(message, ensure_ascii=False)}}
         item["seq"] = {"N": str(message["seq"])}
         item[TTL_ATTRIBUTE] = {"N": str(expires_at)}
-        await self.table.call("put_item", TableName=self.table.table_name, Item=item)
+        await self.appends.submit(item)
 
     async def get(self, room: str, seq: int) -> dict[str, Any] | None:
         item = await self.table.get_item(self._key(room, seq))
@@ -790,6 +918,8 @@ class DynamoDBMessageStore(MessageStore):
         if limit <= 0:
             return []
         items, _ = await _query_all(self.table, self._range(room), limit=limit)
+        if items:  # messages have seqs: the room's counter exists, and its next seq can go in a batch
+            self._counter_seen(room)
         return [_message(i) for i in reversed(items)]
 
     async def after(self, room: str, seq: int, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
@@ -934,13 +1064,31 @@ class DynamoDBModerationStore(ModerationStore):
 
     def __init__(self, **options: Any) -> None:
         (self.table,) = _tables("CHAT_MODERATION_STORE", dict(options))
+        # Each process reads a room's rules every few seconds while it serves the room:
+        # the reads of many rooms go together, up to 25 in one BatchGetItem.
+        self.reads = GroupCommit(self._get_many, window=0.005)
 
     def _key(self, key: str) -> dict[str, Any]:
         return {"key": {"S": key}}
 
     async def rules(self, room: str) -> RoomRules:
-        item = await self.table.get_item(self._key(f"rules#{room}"))
-        return _rules(item or {})
+        return _rules(await self.reads.submit(f"rules#{room}") or {})
+
+    async def _get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        """The items of ``keys`` (None where there is none), read consistently in one BatchGetItem."""
+        found: dict[str, dict[str, Any]] = {}
+        wanted = [self._key(key) for key in dict.fromkeys(keys)]
+        for attempt in range(BATCH_ATTEMPTS):
+            response = await self.table.call(
+                "batch_get_item", RequestItems={self.table.table_name: {"Keys": wanted, "ConsistentRead": True}}
+            )
+            for item in response.get("Responses", {}).get(self.table.table_name, []):
+                found[item["key"]["S"]] = item
+            wanted = response.get("UnprocessedKeys", {}).get(self.table.table_name, {}).get("Keys", [])
+            if not wanted:
+                return [found.get(key) for key in keys]
+            await asyncio.sleep(0.05 * 2**attempt)  # DynamoDB asks for a pause before the rest
+        raise StoreUnavailable(f"{self.table.endpoint} left {len(wanted)} reads unprocessed")
 
     async def set_rules(self, room: str, *, slow_mode: int | None = None, locked: bool | None = None) -> RoomRules:
         sets, values = ["#updated = :now"], {":now": {"N": f"{time.time():.3f}"}}

@@ -47,6 +47,16 @@ async def test_each_room_counts_its_own_seqs_from_one_and_never_twice(store, roo
     assert await store.next_seq(room) == 21
 
 
+async def test_seqs_asked_for_together_in_many_rooms_are_each_rooms_own_and_never_twice(store, room):
+    """More rooms than one call takes, three asks each: first for new rooms, then for rooms that have counters."""
+    rooms = [f"{room}-{n}" for n in range(40)]
+    for start in (1, 4):
+        asks = [name for _ in range(3) for name in rooms]
+        seqs = await asyncio.gather(*(store.next_seq(name) for name in asks))
+        given = {name: sorted(seq for asked, seq in zip(asks, seqs, strict=True) if asked == name) for name in rooms}
+        assert given == {name: [start, start + 1, start + 2] for name in rooms}
+
+
 async def test_history_reads_by_seq_in_both_directions(store, room):
     frames = await stored(store, room, ["a", "b", "c", "d", "e"])
     assert await store.latest(room, limit=2) == frames[3:]

@@ -108,7 +108,23 @@ def _record(params, model, context, region, signed=True, **kwargs) -> None:
         for table in params["RequestItems"]:
             _write(service, model.name, region, {**resource, "TableName": table})
         return
+    if isinstance(params.get("Statements"), list) or isinstance(params.get("Statement"), str):
+        # PartiQL: authorized per statement, as PartiQLSelect / PartiQLInsert / PartiQLUpdate / PartiQLDelete.
+        statements = params.get("Statements") or [{"Statement": params["Statement"]}]
+        for statement in statements:
+            verb, table = _partiql_target(statement["Statement"])
+            _write(service, f"PartiQL{verb}", region, {**resource, "TableName": table})
+        return
     _write(service, model.name, region, resource)
+
+
+def _partiql_target(statement: str) -> tuple[str, str]:
+    """(``Select``/``Insert``/``Update``/``Delete``, table) of one PartiQL statement."""
+    verb = statement.split(None, 1)[0].capitalize()
+    found = re.search(r'(?:FROM|INTO|UPDATE)\s+"([^"]+)"', statement, flags=re.IGNORECASE)
+    if verb not in ("Select", "Insert", "Update", "Delete") or found is None:
+        raise AssertionError(f"cannot tell what this PartiQL statement acts on: {statement!r}")
+    return verb, found.group(1)
 
 
 def _record_presigned_post(request, region, **kwargs) -> None:
