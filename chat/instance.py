@@ -117,15 +117,20 @@ class ServerInstance:
         # because it was swept: it holds no socket yet, so there is nothing to check.
         first, self._first_beat = self._first_beat, False
         promised = time.time() + self.interval * services.STALE_AFTER_INTERVALS
-        self.beat_failed = True
-        swept = await services.instance_heartbeat(
-            instance_id=self.instance_id,
-            interval=self.interval,
-            held=lambda: [socket.connection for socket in self.sockets.values() if not socket.drained],
-            still_held=self._holds,
-            verify=verify,
-            rooms=self.relay.served_rooms,
-        )
+        try:
+            swept = await services.instance_heartbeat(
+                instance_id=self.instance_id,
+                interval=self.interval,
+                held=lambda: [socket.connection for socket in self.sockets.values() if not socket.drained],
+                still_held=self._holds,
+                verify=verify,
+                rooms=self.relay.served_rooms,
+            )
+        except BaseException:
+            # Set only once a beat has failed, never while one is on its way: a process held up
+            # (SIGSTOP) whose next beat is in flight when it resumes must not let its sockets go.
+            self.beat_failed = True
+            raise
         self.beat_failed = False
         back = self.lapsed()
         self.alive_until = promised
