@@ -134,6 +134,7 @@ class LocalSocket:
         "opened",
         "pending",
         "recorded_at",
+        "registered",
         "wire",
     )
 
@@ -153,6 +154,7 @@ class LocalSocket:
         self.pending: list[tuple[int | None, str]] | None = []
         self.after_seq = 0
         self.announced = False  # its room was told it joined
+        self.registered = False  # its registry item was written
         self.drained = False  # told to reconnect elsewhere: the drain removes its registry item
         self.opened = self.last_active = time.monotonic()
         # Up to a tenth earlier than the limit, so the sockets of one deploy do not all end in the same second.

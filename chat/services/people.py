@@ -63,16 +63,17 @@ class Registration(NamedTuple):
 
 async def connection_register(*, socket: LocalSocket, since: int | str | None = None) -> Registration:
     """
-    ``$connect``: record the connection, subscribe its socket to the room and
-    tell the room. Returns the members and the history for the welcome
-    frame: the latest messages, or with ``since`` (a seq, or the id of a
+    ``$connect``: record the connection, subscribe its socket to the room
+    and tell the room, the three side by side. Returns the members and the
+    history for the welcome frame: the latest messages, or with ``since`` (a seq, or the id of a
     message as cursors were before seqs) every message after it; when more
     than the recovery limit, or more than ``CHAT_MAX_HISTORY_BYTES``, the
     latest that fit, and ``truncated``. Live messages wait in ``socket``
     until it is ready, so none falls between the history and the live
     stream. On any failure, cancellation included, it is undone whole
     (registry item, room membership, and a ``leave`` for a ``join`` already
-    announced) and the error propagates.
+    announced, even when the registry write is what failed) and the error
+    propagates.
     """
     connection = socket.connection
     store = get_connection_store()
@@ -117,19 +118,25 @@ async def connection_register(*, socket: LocalSocket, since: int | str | None = 
         history, cut = protocol.latest_within(with_urls(current_quotes(history)), settings.CHAT_MAX_HISTORY_BYTES)
         return room, history, more or cut, upto
 
+    async def register() -> None:
+        await store.register(connection)
+        socket.registered = True
+
+    async def announce() -> None:
+        socket.announced = True  # a failed publish may still have reached some: its leave is owed either way
+        await room_announce(connection, protocol.JOIN)
+
     try:
-        # The registry write and the room's side run together: one round trip, not two.
-        added, joined = await asyncio.gather(store.register(connection), join_and_read(), return_exceptions=True)
-        for outcome in (added, joined):
+        # The registry write, the room's side and the join's announcement run together: one round trip, not three.
+        outcomes = await asyncio.gather(register(), join_and_read(), announce(), return_exceptions=True)
+        for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        room, history, truncated, after_seq = joined
+        room, history, truncated, after_seq = outcomes[1]
         room.roster[connection.connection_id] = connection.name
         members = [
             protocol.member(cid, name) for cid, name in itertools.islice(room.roster.items(), WELCOME_MEMBERS_LIMIT)
         ]
-        socket.announced = True  # a failed publish may still have reached some: its leave is owed either way
-        await room_announce(connection, protocol.JOIN)
     except BaseException:
         await _undo(connection_disconnect(socket=socket))
         raise
@@ -160,10 +167,15 @@ async def connection_disconnect(*, socket: LocalSocket) -> None:
         await get_room_relay().leave(connection.room, connection.connection_id)
     finally:
         if not socket.drained:
-            removed = await get_connection_store().remove(connection.connection_id)
-            if removed is not None and socket.announced:  # otherwise a sweep already told the room
-                socket.announced = False
-                await room_announce(connection, protocol.LEAVE)
+            removed = None
+            try:
+                removed = await get_connection_store().remove(connection.connection_id)
+            finally:
+                # A registered connection whose item is gone was swept, and the sweep told the room;
+                # one never registered (its connect failed, DynamoDB perhaps down) no sweep knows of.
+                if socket.announced and (removed is not None or not socket.registered):
+                    socket.announced = False
+                    await room_announce(connection, protocol.LEAVE)
     logger.info("connection removed", extra={"connection_id": connection.connection_id, "room": connection.room})
 
 
