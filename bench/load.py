@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 # Seconds a single connect (handshake plus welcome) may take before it counts as failed.
 CONNECT_TIMEOUT = 20.0
@@ -66,10 +67,29 @@ async def open_socket(url: str, *, welcome: bool, source: str | None = None) -> 
             frame = orjson.loads(await ws.recv())
             if frame.get("type") != "welcome":
                 await ws.close()
-                raise RuntimeError(f"expected a welcome frame, got {frame.get('type')!r}")
+                raise NotWelcomed(frame)
         return ws
 
     return await asyncio.wait_for(opened(), CONNECT_TIMEOUT)
+
+
+def failure_reason(error: Exception) -> str:
+    """What a failed connect met, in a few words: an HTTP status, a close code, a frame other than the welcome."""
+    if isinstance(error, InvalidStatus):
+        return f"HTTP {error.response.status_code}"
+    if isinstance(error, ConnectionClosed):
+        return f"closed {error.rcvd.code if error.rcvd else 'without a close frame'}"
+    if isinstance(error, NotWelcomed):
+        return f"{error.frame.get('type')} {error.frame.get('code', '')}".strip()
+    return type(error).__name__
+
+
+class NotWelcomed(Exception):
+    """The first frame was not the welcome."""
+
+    def __init__(self, frame: dict[str, Any]) -> None:
+        super().__init__(f"expected a welcome frame, got {frame.get('type')!r}")
+        self.frame = frame
 
 
 async def drain(ws: ClientConnection) -> int:
@@ -179,15 +199,26 @@ async def _members(spec: dict[str, Any], pipe) -> dict[str, Any]:
         if len(sockets) + failed == len(spec["urls"]):
             all_tried.set()
 
+    reasons: dict[str, int] = {}  # why connects failed, every attempt counted
+    retried = 0  # members connected after a failed attempt
+
     async def member(url: str) -> None:
-        nonlocal failed
-        async with gate:
-            try:
-                ws = await open_socket(url, welcome=spec["welcome"], source=spec["source"])
-            except Exception:
-                failed += 1
-                tried()
-                return
+        nonlocal failed, retried
+        for attempt in range(spec["attempts"]):
+            if attempt:
+                await asyncio.sleep(attempt)  # as the page does: a pause, longer each time
+            async with gate:
+                try:
+                    ws = await open_socket(url, welcome=spec["welcome"], source=spec["source"])
+                    break
+                except Exception as error:
+                    reason = failure_reason(error)
+                    reasons[reason] = reasons.get(reason, 0) + 1
+        else:
+            failed += 1
+            tried()
+            return
+        retried += attempt > 0
         sockets.append(ws)
         tried()
         try:
@@ -204,7 +235,7 @@ async def _members(spec: dict[str, Any], pipe) -> dict[str, Any]:
             await asyncio.wait_for(all_tried.wait(), spec["connect_timeout"])
         except TimeoutError:
             pass  # those not connected by now count as failed
-    pipe.send(("connected", len(sockets), len(tasks) - len(sockets)))
+    pipe.send(("connected", len(sockets), len(tasks) - len(sockets), reasons, retried))
     cpu_before = time.process_time()
     stop = loop.run_in_executor(None, pipe.recv)
     everyone = asyncio.ensure_future(asyncio.wait(tasks))
@@ -243,10 +274,13 @@ class Workers:
         planned: int,
         concurrency: int = 50,
         sources: list[str] | None = None,
+        attempts: int = 1,
     ) -> None:
         if sources is not None and len(sources) != processes:
             raise ValueError(f"{len(sources)} source addresses for {processes} worker processes: give one each")
         self.context = multiprocessing.get_context("spawn")
+        self.failure_reasons: dict[str, int] = {}  # after start: why connect attempts failed
+        self.retried = 0  # after start: members connected at a second or later attempt
         self.processes = []
         self.pipes = []
         for index in range(processes):
@@ -257,7 +291,8 @@ class Workers:
                 "planned": planned,
                 "source": sources[index] if sources else None,
                 "concurrency": max(1, concurrency // processes),
-                "connect_timeout": 30 + len(mine) / 20,
+                "connect_timeout": 30 + len(mine) / 20 + 3 * (attempts - 1),
+                "attempts": attempts,
             }
             parent, child = self.context.Pipe()
             process = self.context.Process(target=members_worker, args=(spec, child), daemon=True)
@@ -275,6 +310,9 @@ class Workers:
                 raise RuntimeError(f"a load worker did not connect its members: {message!r}")
             connected += message[1]
             failed += message[2]
+            for reason, count in message[3].items():
+                self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + count
+            self.retried += message[4]
         return connected, failed
 
     async def results(self, within: float) -> list[dict[str, Any]]:

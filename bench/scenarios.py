@@ -358,6 +358,11 @@ async def idle_capacity(server: DaphneServer, kind: str, *, sizes: Sizes) -> dic
     return {"rss_before_kib": rss_before, "room_size": sizes.idle_room_size, "steps": steps}
 
 
+# How often a many-sockets member tries to connect, a second and then two apart, as the page
+# reconnects after a failure; failed_attempts counts every failed try by what it met.
+SOCKET_ATTEMPTS = 3
+
+
 def sockets_processes(sizes: Sizes) -> int:
     """Server (and generator) processes for the many-sockets scenario: two at least, more as the file limit asks."""
     return max(2, math.ceil(sizes.sockets / sizes.sockets_per_process))
@@ -403,6 +408,7 @@ async def many_sockets(
             planned=0,
             concurrency=sizes.sockets_concurrency,
             sources=sources,
+            attempts=SOCKET_ATTEMPTS,
         )
         began = time.monotonic()
         connected, failed = await workers.start()
@@ -430,6 +436,9 @@ async def many_sockets(
         "room_size": sizes.idle_room_size,
         "connected": connected,
         "failures": failed,
+        "connect_attempts": SOCKET_ATTEMPTS,
+        "connects_retried": workers.retried,
+        "failed_attempts": workers.failure_reasons,
         # Sockets the server closed while they sat, and with which close codes ([code, count]; None: no close frame).
         "dropped": sum(closed.values()),
         "dropped_close_codes": sorted(([code, n] for code, n in closed.items()), key=lambda pair: -pair[1]),

@@ -58,6 +58,9 @@ class Profiler:
     ``py-spy record -f raw`` on a product process for a scenario's busy
     seconds, when the run was asked to profile (``--profile DIR``) and
     ``server`` has ``profile_dir``; otherwise nothing. ``path`` is the output.
+    It samples 250 times a second, only the thread holding the GIL
+    (``--gil``): each sample is the process's Python spending CPU there,
+    not a thread waiting for DynamoDB or for the GIL.
     """
 
     def __init__(self, server: DaphneServer | None, label: str, seconds: float = 10) -> None:
@@ -67,7 +70,8 @@ class Profiler:
         if directory is None:
             return
         self.path = str(Path(directory) / f"{label}.txt")
-        argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "-f", "raw"]
+        argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--gil", "-r", "250"]
+        argv += ["-f", "raw"]
         argv += ["-d", str(max(1, round(seconds))), "-o", self.path, "-p", str(server.process.process.pid)]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
