@@ -143,6 +143,16 @@ def table(scenarios: dict[str, Any]) -> str:
         for store, figures in _get(scenarios, "levers.stores_in_memory.many_rooms").items():
             if figures:
                 line(f"{store}: many rooms, lost, p99 ms", figures["lost"], figures["latency_ms"]["p99"])
+    server = _get(scenarios, "levers.asgi_server")
+    if server:
+        lines.append("-- lever: the same application under uvicorn instead of daphne (daphne / uvicorn)")
+        for load, rows in (
+            ("connect_storm", ("connections_per_s", "connect_latency_ms.p99", "server_cpu_percent")),
+            ("fanout", ("lost", "latency_ms.p99", "deliveries_per_s", "server_cpu_percent")),
+        ):
+            daphne, uvicorn = server[load]["daphne"] or {}, server[load]["uvicorn"]
+            for row in rows:
+                line(f"{load}: {row}", _get(daphne, row), _get(uvicorn, row))
     lines.append("ratio: product / baseline; to ceiling: product / ceiling")
     return "\n".join(lines)
 

@@ -101,6 +101,22 @@ class BaselineServer(DaphneServer):
         return ManagedProcess(self.name, argv, env=self.env)
 
 
+class UvicornServer(DaphneServer):
+    """
+    The product's own application under uvicorn (its websockets-sansio protocol):
+    a lever only, to see what the ASGI server costs. daphne is what ships:
+    the README, Procfile and Dockerfile run it, and its socket patches
+    (chat.daphne_sockets: outbound cap, pings, room frames written straight
+    to the socket) and SIGTERM drain have no part here.
+    """
+
+    def _process(self) -> ManagedProcess:
+        argv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--ws", "websockets-sansio", "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
+        argv += ["chatsite.asgi:application"]
+        return ManagedProcess(self.name, argv, env=self.env)
+
+
 class CeilingServer(DaphneServer):
     """The bare websockets server of bench/ceiling.py, started, awaited and stopped as a daphne process is."""
 

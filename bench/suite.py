@@ -13,7 +13,7 @@ from typing import Any
 
 from .figures import ratios, side_by_side
 from .scenarios import Sizes, connect_storm, idle_capacity, many_sockets, sockets_processes, traffic
-from .servers import KINDS, Stack
+from .servers import KINDS, Stack, UvicornServer
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,8 @@ async def sockets(stack: Stack, kind: str, sizes: Sizes) -> dict[str, Any]:
 async def levers(stack: Stack, sizes: Sizes, scenarios: dict[str, Any]) -> dict[str, Any]:
     """
     The product with one setting changed, against the product as it ships
-    (measured in the same run): the channel layer, and the DynamoDB executor size.
+    (measured in the same run): the channel layer, the DynamoDB executor
+    size, the stores in memory, and the ASGI server (uvicorn).
     """
     out: dict[str, Any] = {}
     members = max(sizes.fanout_members)
@@ -250,12 +251,38 @@ async def levers(stack: Stack, sizes: Sizes, scenarios: dict[str, Any]) -> dict[
     finally:
         server.stop()
     shipped = scenarios.get("connect_storm", {}).get("rooms", {}).get("product")
+    # Not a configuration to ship either: the same application under another ASGI server.
+    (server,) = stack.start_all([UvicornServer(stack.product_env(), name="product-uvicorn")])
+    try:
+        uvicorn_storm = await connect_storm(server, "product", sizes=sizes, one_room=False)
+        uvicorn_fanout = await traffic(
+            [server],
+            "product",
+            rooms=1,
+            members=members,
+            rate=sizes.fanout_rate,
+            seconds=sizes.fanout_seconds,
+            sizes=sizes,
+            label="lever-uvicorn-fanout",
+        )
+    finally:
+        server.stop()
+    out["asgi_server"] = {
+        "setting": "uvicorn chatsite.asgi:application --ws websockets-sansio (daphne ships)",
+        "connect_storm": {"daphne": shipped, "uvicorn": uvicorn_storm},
+        "fanout": {"daphne": _get_fanout(scenarios, members), "uvicorn": uvicorn_fanout},
+    }
     out["stores_in_memory"] = {
         "settings": "CHAT_CONNECTION_STORE, CHAT_MESSAGE_STORE = chat.stores.memory.*",
         "connect_storm": {"dynamodb": shipped, "memory": memory},
         "many_rooms": {"dynamodb": scenarios.get("many_rooms", {}).get("product"), "memory": memory_rooms},
     }
     return out
+
+
+def _get_fanout(scenarios: dict[str, Any], members: int) -> dict[str, Any] | None:
+    """The shipped product's fan-out to ``members``, measured earlier in the run (None if not)."""
+    return scenarios.get("fanout", {}).get(str(members), {}).get("product")
 
 
 def machine() -> dict[str, Any]:

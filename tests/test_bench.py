@@ -97,6 +97,12 @@ def test_quick_benchmark_runs_every_scenario_and_writes_consistent_figures(tmp_p
     assert "deliveries_per_s" in layer["fanout"]["ratio_pubsub_over_core"]
     memory = scenarios["levers"]["stores_in_memory"]["connect_storm"]["memory"]
     assert memory["connected"] + memory["failures"] == memory["connections"]
+    under_uvicorn = scenarios["levers"]["asgi_server"]
+    storm = under_uvicorn["connect_storm"]["uvicorn"]
+    assert storm["connected"] == storm["connections"]
+    assert under_uvicorn["fanout"]["uvicorn"]["deliveries_received"] > 0
+    # The sockets scenario says why each failed connect attempt failed.
+    assert sum(product["failed_attempts"].values()) >= product["failures"] * product["connect_attempts"]
 
     assert {t["met"] for t in record["targets"]} <= {True, False}
     assert len(record["targets"]) >= 8
