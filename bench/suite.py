@@ -11,6 +11,8 @@ import os
 import time
 from typing import Any
 
+from tests.support.daphne import DaphneServer
+
 from .figures import ratios, side_by_side
 from .scenarios import Sizes, connect_storm, idle_capacity, many_sockets, sockets_processes, traffic
 from .servers import KINDS, Stack, UvicornServer
@@ -184,16 +186,7 @@ async def levers(stack: Stack, sizes: Sizes, scenarios: dict[str, Any]) -> dict[
     members = max(sizes.fanout_members)
     server = stack.server("product", "product-core-layer", CHAT_CHANNEL_LAYER="core")
     try:
-        core = await traffic(
-            [server],
-            "product",
-            rooms=1,
-            members=members,
-            rate=sizes.fanout_rate,
-            seconds=sizes.fanout_seconds,
-            sizes=sizes,
-            label="lever-core",
-        )
+        core = await _fanout(server, sizes, members, "lever-core")
         core_scale = await traffic(
             [server],
             "product",
@@ -255,16 +248,7 @@ async def levers(stack: Stack, sizes: Sizes, scenarios: dict[str, Any]) -> dict[
     (server,) = stack.start_all([UvicornServer(stack.product_env(), name="product-uvicorn")])
     try:
         uvicorn_storm = await connect_storm(server, "product", sizes=sizes, one_room=False)
-        uvicorn_fanout = await traffic(
-            [server],
-            "product",
-            rooms=1,
-            members=members,
-            rate=sizes.fanout_rate,
-            seconds=sizes.fanout_seconds,
-            sizes=sizes,
-            label="lever-uvicorn-fanout",
-        )
+        uvicorn_fanout = await _fanout(server, sizes, members, "lever-uvicorn-fanout")
     finally:
         server.stop()
     out["asgi_server"] = {
@@ -278,6 +262,20 @@ async def levers(stack: Stack, sizes: Sizes, scenarios: dict[str, Any]) -> dict[
         "many_rooms": {"dynamodb": scenarios.get("many_rooms", {}).get("product"), "memory": memory_rooms},
     }
     return out
+
+
+async def _fanout(server: DaphneServer, sizes: Sizes, members: int, label: str) -> dict[str, Any]:
+    """The fan-out scenario's load on one product process: one room of ``members``."""
+    return await traffic(
+        [server],
+        "product",
+        rooms=1,
+        members=members,
+        rate=sizes.fanout_rate,
+        seconds=sizes.fanout_seconds,
+        sizes=sizes,
+        label=label,
+    )
 
 
 def _get_fanout(scenarios: dict[str, Any], members: int) -> dict[str, Any] | None:
