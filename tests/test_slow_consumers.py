@@ -178,6 +178,9 @@ async def test_a_reader_that_falls_behind_is_told_and_recovers_everything_with_s
     talk = Sender(sender)
     port = sock.getsockname()[1]
     await until(lambda: f"client=127.0.0.1:{port}" in server.output(), timeout=30, what="the slow-consumer log")
+    # Five more (75 KB) after the close: what the reader missed is surely more than the cap.
+    after_close = len(talk.sent) + 5
+    await until(lambda: len(talk.sent) >= after_close, timeout=30, what="five more messages after the close")
     sent = await talk.stop()
     await sender.wait_for(lambda r: len(r.messages()) >= len(sent), timeout=20, what="every message stored")
 
