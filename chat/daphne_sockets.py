@@ -148,10 +148,10 @@ class Wire:
         protocol, buffer = self.protocol, self.buffer
         if protocol.state != protocol.STATE_OPEN or protocol.chat_closing or protocol.send_queue:
             return False
+        if not buffer.connected or buffer.disconnecting or buffer._writeDisconnected:
+            return False  # going away: nothing is written, and nothing counted as delivered
         if buffer._tempDataLen or len(buffer.dataBuffer) > buffer.offset:
             buffer.write(frame)  # behind what is unsent: in order, through Twisted's buffer
-        elif not buffer.connected or buffer.disconnecting or buffer._writeDisconnected:
-            return False
         else:
             try:
                 sent = buffer.socket.send(frame)
