@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -228,3 +229,26 @@ async def test_slow_mode_counts_one_person_across_processes(servers, room):
     assert (await send(here, "one"))["type"] == protocol.MESSAGE
     assert (await send(there, "two"))["code"] == protocol.SLOW_MODE
     await asyncio.gather(here.close(), there.close())
+
+
+def dynamodb_calls(server, operation: str) -> float:
+    """How many DynamoDB calls of ``operation`` the process has made (its ``/metrics``, read from loopback)."""
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "chat_dynamodb_seconds_count" and sample.labels.get("operation") == operation
+    )
+
+
+async def test_a_crowd_connecting_after_the_bans_changed_reads_them_once(servers, room):
+    a, _ = servers
+    # A ban makes every process read the bans afresh at its next connect; a crowd arriving then shares one read.
+    assert call(a, "POST", "/@bans", json={"name": f"Nobody {uuid.uuid4().hex[:8]}", "seconds": 60}).status_code == 201
+    before = dynamodb_calls(a, "GetItem")
+    crowd = await asyncio.gather(*(join(a, room, f"Guest {index}") for index in range(40)))
+    reads = dynamodb_calls(a, "GetItem") - before
+    await asyncio.gather(*(client.close() for client in crowd))
+    # One read, or two when the change event reached the process while the first was on its way.
+    assert reads <= 2, f"40 connects made {reads:.0f} GetItems"

@@ -13,6 +13,7 @@ import unicodedata
 import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from channels.layers import get_channel_layer
 
@@ -46,37 +47,76 @@ def until_words(until: float) -> str:
 
 
 class ModerationCache:
-    """What this process last read of the rooms' rules and of the bans, and when."""
+    """
+    What this process last read of the rooms' rules and of the bans, and
+    when. One read of a thing is on its way at a time: the callers that
+    come while it is share it (a storm of connects after the bans lapsed
+    makes one ``GetItem``, not one each). A change event forgets what was
+    read and what is being read, so a read that started before a change is
+    not kept.
+    """
 
     def __init__(self) -> None:
         self._rules: dict[str, tuple[float, RoomRules]] = {}
         self._bans: tuple[float, dict[str, Mute]] | None = None
+        self._reading: dict[str | None, asyncio.Future] = {}  # room (None: the bans) -> the read on its way
+        self._changes = 0
 
     def changed(self, event: dict) -> None:
         """A ``moderation.changed`` event: forget the room it names (or everything)."""
+        self._changes += 1
         room = event.get("room")
         if room:
             self._rules.pop(room, None)
+            self._reading.pop(room, None)
         else:
             self._rules.clear()
+            self._reading = {key: read for key, read in self._reading.items() if key is None}
         if event.get("bans"):
             self._bans = None
+            self._reading.pop(None, None)
 
     async def rules(self, room: str) -> RoomRules:
-        now = time.monotonic()
         cached = self._rules.get(room)
-        if cached is None or now - cached[0] > CACHE_SECONDS:
-            cached = (now, await get_moderation_store().rules(room))
-            self._rules[room] = cached
-            if len(self._rules) > 10_000:
-                self._rules = {r: c for r, c in self._rules.items() if now - c[0] <= CACHE_SECONDS}
+        if cached is None or time.monotonic() - cached[0] > CACHE_SECONDS:
+            return await self._shared(room, self._read_rules)
         return cached[1]
 
     async def bans(self) -> dict[str, Mute]:
-        now = time.monotonic()
-        if self._bans is None or now - self._bans[0] > CACHE_SECONDS:
-            self._bans = (now, await get_moderation_store().bans())
+        if self._bans is None or time.monotonic() - self._bans[0] > CACHE_SECONDS:
+            return await self._shared(None, self._read_bans)
         return self._bans[1]
+
+    def _shared(self, key: str | None, read: Callable[[str | None, int], Awaitable[Any]]) -> Awaitable[Any]:
+        """The read of ``key`` on its way, or a new one; a caller that gives up does not stop it for the rest."""
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = self._reading[key] = asyncio.ensure_future(read(key, self._changes))
+
+            def done(future: asyncio.Future) -> None:
+                if self._reading.get(key) is future:
+                    del self._reading[key]
+                if not future.cancelled():
+                    future.exception()  # retrieved: its callers re-raise it
+
+            reading.add_done_callback(done)
+        return asyncio.shield(reading)
+
+    async def _read_rules(self, room: str, changes: int) -> RoomRules:
+        at = time.monotonic()
+        rules = await get_moderation_store().rules(room)
+        if changes == self._changes:
+            self._rules[room] = (at, rules)
+            if len(self._rules) > 10_000:
+                self._rules = {r: c for r, c in self._rules.items() if at - c[0] <= CACHE_SECONDS}
+        return rules
+
+    async def _read_bans(self, _: None, changes: int) -> dict[str, Mute]:
+        at = time.monotonic()
+        bans = await get_moderation_store().bans()
+        if changes == self._changes:
+            self._bans = (at, bans)
+        return bans
 
 
 _caches: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ModerationCache]" = weakref.WeakKeyDictionary()
