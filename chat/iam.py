@@ -54,7 +54,12 @@ class Grant:
 GRANTS = (
     # The running server: live connections.
     Grant(APPLICATION, "dynamodb:PutItem", "table:connections", "a process swept while alive puts its sockets back"),
-    Grant(APPLICATION, "dynamodb:DeleteItem", "table:connections", "$disconnect, a sweep or an operator forgets it"),
+    Grant(
+        APPLICATION,
+        "dynamodb:PartiQLDelete",
+        "table:connections",
+        "$disconnect, a sweep or an operator forgets it, up to 25 in one BatchExecuteStatement",
+    ),
     Grant(
         APPLICATION,
         "dynamodb:BatchWriteItem",

@@ -372,6 +372,8 @@ class DynamoDBConnectionStore(ConnectionStore):
         )
         # New connections are written in groups, up to 25 in one BatchWriteItem.
         self.registrations = GroupCommit(_puts(self.table), window=register_window)
+        # Removals ($disconnect, sweeps), up to 25 in one BatchExecuteStatement (see _remove_many).
+        self.removals = GroupCommit(self._remove_many, window=register_window)
         # Activity, up to 25 connections in one BatchExecuteStatement (see _touch_many).
         self.touches = GroupCommit(self._touch_many, window=register_window, concurrency=1)
         # Heartbeats go through a client and threads of their own, with one
@@ -400,14 +402,35 @@ class DynamoDBConnectionStore(ConnectionStore):
             raise ConnectionExists(connection.connection_id) from None
 
     async def remove(self, connection_id: str) -> Connection | None:
+        return await self.removals.submit(connection_id)
+
+    async def _remove_many(self, connection_ids: list[str]) -> list[Connection | BaseException | None]:
+        """
+        Up to 25 connections removed in one BatchExecuteStatement: a PartiQL
+        DELETE each, returning the item it removed. A connection already gone
+        is None, and so is the second of two removals of one in a batch: as
+        with one call each, one removal alone finds the item.
+        """
+        wanted = list(dict.fromkeys(connection_ids))  # a batch may not name an item twice
+        statement = f'DELETE FROM "{self.table.table_name}" WHERE connectionId = ? RETURNING ALL OLD *'
         response = await self.table.call(
-            "delete_item",
-            TableName=self.table.table_name,
-            Key={"connectionId": {"S": connection_id}},
-            ReturnValues="ALL_OLD",
+            "batch_execute_statement",
+            Statements=[{"Statement": statement, "Parameters": [{"S": connection_id}]} for connection_id in wanted],
         )
-        item = response.get("Attributes")
-        return _from_item(item) if item else None
+        removed: dict[str, Connection | BaseException | None] = {}
+        for connection_id, answer in zip(wanted, response["Responses"], strict=True):
+            code = answer.get("Error", {}).get("Code")
+            if code is None or code == "ConditionalCheckFailed":
+                removed[connection_id] = _from_item(answer["Item"]) if answer.get("Item") else None
+            else:
+                metrics.DYNAMODB_ERRORS.labels("BatchExecuteStatement", code).inc()
+                removed[connection_id] = StoreUnavailable(f"{self.table.endpoint} refused a removal: {code}")
+        results = []
+        for connection_id in connection_ids:
+            results.append(removed[connection_id])
+            if not isinstance(removed[connection_id], BaseException):
+                removed[connection_id] = None
+        return results
 
     async def register(self, connection: Connection) -> None:
         await self.registrations.submit(_to_item(connection))

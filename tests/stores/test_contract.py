@@ -163,3 +163,18 @@ async def test_new_connections_registered_at_once_are_each_recorded_whole(store,
     for connection in connections:
         assert await store.get(connection.connection_id) == connection
     assert await store.count(room) == 60
+
+
+async def test_connections_removed_at_once_each_get_their_own_back_and_one_removal_alone_finds_it(store, room):
+    """Removals made together (a crowd leaving, a sweep) may share one call; each returns what it removed."""
+    connections = [make(room, name=f"n{i}") for i in range(60)]
+    await asyncio.gather(*(store.register(connection) for connection in connections))
+    twice = connections[0].connection_id
+    gone = uuid.uuid4().hex
+    ids = [c.connection_id for c in connections] + [twice, gone]
+    removed = await asyncio.gather(*(store.remove(connection_id) for connection_id in ids))
+    assert removed[1:60] == connections[1:]
+    # Of two removals of one, one finds it and the other finds it gone; so does the removal of one never there.
+    assert sorted([removed[0], removed[60]], key=lambda c: c is None) == [connections[0], None]
+    assert removed[61] is None
+    assert await store.count(room) == 0
