@@ -12,11 +12,15 @@ import uuid
 
 import pytest
 import requests
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from chat import protocol
+from chat.moderation.rules import ModerationCache
+from chat.stores import get_moderation_store
+from chat.stores.dynamodb import DynamoDBModerationStore
 
 from .support.clients import ChatClient, chat_path
 from .support.operators import new_user, servers_with_users, session_of
@@ -247,8 +251,32 @@ async def test_a_crowd_connecting_after_the_bans_changed_reads_them_once(servers
     # A ban makes every process read the bans afresh at its next connect; a crowd arriving then shares one read.
     assert call(a, "POST", "/@bans", json={"name": f"Nobody {uuid.uuid4().hex[:8]}", "seconds": 60}).status_code == 201
     before = dynamodb_calls(a, "GetItem")
-    crowd = await asyncio.gather(*(join(a, room, f"Guest {index}") for index in range(40)))
+    # Unbounded queues: each reads on through the others' leaves to the server's answer to its close.
+    crowd = await asyncio.gather(
+        *(
+            ChatClient.join(a.ws_url, room, f"Guest {index}", client_id=secrets.token_urlsafe(16), max_queue=None)
+            for index in range(40)
+        )
+    )
     reads = dynamodb_calls(a, "GetItem") - before
     await asyncio.gather(*(client.close() for client in crowd))
     # One read, or two when the change event reached the process while the first was on its way.
     assert reads <= 2, f"40 connects made {reads:.0f} GetItems"
+
+
+def calls_made_here(operation: str) -> float:
+    """DynamoDB calls of ``operation`` this process has made (``chat_dynamodb_seconds``)."""
+    return REGISTRY.get_sample_value("chat_dynamodb_seconds_count", {"operation": operation}) or 0.0
+
+
+async def test_callers_that_come_while_the_bans_are_read_share_that_read_and_a_change_reads_afresh(chat_settings):
+    assert isinstance(get_moderation_store(), DynamoDBModerationStore)
+    cache = ModerationCache()
+    before = calls_made_here("GetItem")
+    seen = await asyncio.gather(*(cache.bans() for _ in range(40)))
+    assert calls_made_here("GetItem") - before == 1
+    assert all(bans == seen[0] for bans in seen)
+    await cache.bans()  # fresh: no read
+    cache.changed({"room": None, "bans": True})
+    await asyncio.gather(*(cache.bans() for _ in range(40)))
+    assert calls_made_here("GetItem") - before == 2
